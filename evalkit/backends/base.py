@@ -1,0 +1,61 @@
+"""The backend contract: one required method, `generate(batch) -> texts or failures`.
+
+A backend knows nothing of tasks. It receives decoded RGB images (already put in the protocol's image
+mode), the task prompt, the protocol's conversation template (None: the model's own chat template)
+and the generation limit. `prepare` runs in a worker thread ahead of `generate`, so CPU-side work
+(tokenising, pixel preprocessing, base64) overlaps with the accelerator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+CLIP_MEAN_RGB = (122, 116, 104)  # LLaVA's pad colour: int(255 * CLIP image_mean)
+
+
+@dataclass
+class Request:
+    id: str
+    images: list[Image.Image]
+    prompt: str
+    max_new_tokens: int
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A request that could not be answered; the reason becomes the prediction's `error`."""
+
+    reason: str
+
+
+@dataclass
+class Backend:
+    """Base class with the defaulted hooks; subclasses implement `generate`."""
+
+    name: str = "backend"
+    default_batch_size: int = 8
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pad_colour(self) -> tuple[int, int, int]:
+        """Background for the `pad` image mode."""
+        return CLIP_MEAN_RGB
+
+    def prepare(self, batch: list[Request]) -> Any:
+        """CPU-side preparation run ahead of `generate` in a worker thread (default: nothing)."""
+        return batch
+
+    def generate(self, prepared: Any) -> list[str | Failure]:
+        """Greedy completions, one per request of the prepared batch, in order."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What goes into metrics.json `model_config` (never secrets)."""
+        return {"backend": self.name, **self.info}
+
+    def close(self) -> None:
+        """Release resources (default: nothing)."""

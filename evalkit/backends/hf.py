@@ -1,0 +1,130 @@
+"""transformers backend: `AutoProcessor` + `AutoModelForImageTextToText` (LLaVA-1.5, LLaVA-NeXT, ...).
+
+Batched greedy decoding with left padding, so a batch gives the same texts as one-at-a-time (cut at
+EOS). CPU work (templating, tokenising, pixel preprocessing) happens in `prepare`, off the accelerator's
+path; `generate` moves tensors once, runs under `torch.inference_mode`, and copies the new tokens back
+once per batch - no per-token host-device syncs of ours. On CUDA out-of-memory the batch is split and
+the smaller size remembered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evalkit.backends.base import CLIP_MEAN_RGB, Backend, Failure, Request
+from evalkit.errors import ConfigError
+from evalkit.protocols import render_template
+
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+
+
+def pick_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class HFBackend(Backend):
+    def __init__(self, checkpoint: str | Path, dtype: str = "auto", device: str | None = None,
+                 trust_remote_code: bool = False, batch_size: int = 8) -> None:
+        import torch
+        import transformers
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if dtype not in DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        path = Path(checkpoint)
+        if not (path / "config.json").exists():
+            raise ConfigError(f"{path}: not a transformers checkpoint folder (no config.json); "
+                              "original LLaVA checkpoints need converting first")
+        self.device = device or pick_device()
+        self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            path, dtype=torch_dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if eos is not None else self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self.image_token = getattr(self.processor, "image_token", "<image>")
+        self.max_rows: int | None = None
+        super().__init__(name="hf", default_batch_size=batch_size, info={
+            "checkpoint": str(path), "model_type": self.model.config.model_type,
+            "dtype": str(self.model.dtype).removeprefix("torch."), "device": self.device,
+            "transformers": transformers.__version__, "torch": torch.__version__,
+        })
+
+    @property
+    def pad_colour(self) -> tuple[int, int, int]:
+        mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None)
+        return tuple(int(x * 255) for x in mean) if mean else CLIP_MEAN_RGB  # type: ignore[return-value]
+
+    def render(self, request: Request) -> str:
+        """The full text the model sees: the protocol's template, or the checkpoint's chat template."""
+        if request.template is not None:
+            return render_template(request.template, request.prompt, len(request.images), self.image_token)
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
+        content.append({"type": "text", "text": request.prompt})
+        return self.processor.apply_chat_template([{"role": "user", "content": content}],
+                                                  add_generation_prompt=True, tokenize=False)
+
+    def prepare(self, batch: list[Request]) -> tuple[dict[str, Any], int]:
+        texts = [self.render(r) for r in batch]
+        images = [img for r in batch for img in r.images]
+        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        return dict(inputs), max(r.max_new_tokens for r in batch)
+
+    def generate(self, prepared: tuple[dict[str, Any], int]) -> list[str | Failure]:
+        inputs, max_new_tokens = prepared
+        rows = inputs["input_ids"].shape[0]
+        splittable = all(getattr(v, "shape", (rows,))[:1] == (rows,) for v in inputs.values())
+        step = min(rows, self.max_rows or rows) if splittable else rows
+        texts: list[str | Failure] = []
+        start = 0
+        while start < rows:
+            part = inputs if step == rows else {k: v[start : start + step] for k, v in inputs.items()}
+            try:
+                texts.extend(self._generate_rows(part, max_new_tokens))
+                start += step
+            except Exception as exc:
+                if not _is_oom(exc) or step == 1 or not splittable:
+                    raise
+                import torch
+
+                torch.cuda.empty_cache()
+                step = max(1, step // 2)
+                self.max_rows = step
+        return texts
+
+    def _generate_rows(self, inputs: dict[str, Any], max_new_tokens: int) -> list[str]:
+        import torch
+
+        dtype = self.model.dtype
+        moved = {k: (v.to(self.device, dtype=dtype, non_blocking=True) if v.is_floating_point()
+                     else v.to(self.device, non_blocking=True)) for k, v in inputs.items()}
+        with torch.inference_mode():
+            out = self.model.generate(**moved, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                                      temperature=None, top_p=None, top_k=None, pad_token_id=self.pad_id)
+        new_tokens = out[:, moved["input_ids"].shape[1]:].cpu().tolist()
+        return [self.tokenizer.decode(_cut_at_eos(ids, self.eos_ids), skip_special_tokens=True)
+                for ids in new_tokens]
+
+
+def _cut_at_eos(ids: list[int], eos_ids: set[int]) -> list[int]:
+    for i, token in enumerate(ids):
+        if token in eos_ids:
+            return ids[:i]
+    return ids
+
+
+def _is_oom(exc: Exception) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()

@@ -1,0 +1,85 @@
+"""Any OpenAI-compatible chat-completions endpoint (vLLM, SGLang, LMDeploy, hosted APIs).
+
+Images go as base64 data URLs in `image_url` parts before the text part; temperature 0; several
+requests in flight; the `openai` SDK retries 429/5xx/timeouts with exponential backoff. A request
+that still fails becomes a `Failure` whose reason never contains the API key.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from PIL import Image
+
+from evalkit.backends.base import Backend, Failure, Request
+from evalkit.errors import ConfigError
+
+DEFAULT_CONCURRENCY = 16
+
+
+def data_url(image: Image.Image) -> str:
+    """PNG (lossless) base64 data URL of an RGB image."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def chat_messages(request: Request) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": data_url(img)}}
+                                     for img in request.images]
+    content.append({"type": "text", "text": request.prompt})
+    return [{"role": "user", "content": content}]
+
+
+def scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+class OpenAIBackend(Backend):
+    def __init__(self, model: str, base_url: str | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+                 timeout: float = 120.0, max_retries: int = 5, api_key_env: str = "OPENAI_API_KEY") -> None:
+        import openai
+
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
+            raise ConfigError("openai backend: give --base-url or set OPENAI_BASE_URL")
+        self._key = os.environ.get(api_key_env) or "EMPTY"  # local servers accept any key
+        self.model = model
+        self.concurrency = max(1, concurrency)
+        self.client = openai.OpenAI(api_key=self._key, base_url=base_url, timeout=timeout,
+                                    max_retries=max_retries)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evalkit-openai")
+        super().__init__(name="openai", default_batch_size=4 * self.concurrency,
+                         info={"model": model, "base_url": base_url, "timeout": timeout,
+                               "max_retries": max_retries, "concurrency": self.concurrency})
+
+    def prepare(self, batch: list[Request]) -> list[tuple[Request, list[dict[str, Any]]]]:
+        return [(r, chat_messages(r)) for r in batch]
+
+    def _one(self, item: tuple[Request, list[dict[str, Any]]]) -> str | Failure:
+        import openai
+
+        request, messages = item
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=0.0, max_tokens=request.max_new_tokens)
+        except openai.APIStatusError as exc:
+            return Failure(scrub(f"HTTP {exc.status_code} from endpoint: {exc.message}", self._key))
+        except openai.APITimeoutError:
+            return Failure("request timed out (after retries)")
+        except openai.APIConnectionError as exc:
+            return Failure(scrub(f"connection error: {exc}", self._key))
+        if not response.choices:
+            return Failure("endpoint returned no choices")
+        return response.choices[0].message.content or ""
+
+    def generate(self, prepared: list[tuple[Request, list[dict[str, Any]]]]) -> list[str | Failure]:
+        return list(self._pool.map(self._one, prepared))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()

@@ -1,0 +1,265 @@
+"""The `evalkit` command: thin wrappers that parse options, call the library and print."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from evalkit.errors import ConfigError, EvalkitError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Reproducible evaluation of vision-language models on standard benchmarks.")
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+class ListWhat(StrEnum):
+    tasks = "tasks"
+    protocols = "protocols"
+    models = "models"
+
+
+class ExportKind(StrEnum):
+    mme = "mme"
+
+
+class Layout(StrEnum):
+    wide = "wide"
+    long = "long"
+
+
+class Format(StrEnum):
+    md = "md"
+    csv = "csv"
+
+
+def _data_root(value: Path | None) -> Path:
+    root = value or (Path(os.environ["EVALKIT_DATA"]) if os.environ.get("EVALKIT_DATA") else None)
+    if root is None:
+        raise ConfigError("no data root: give --data-root DIR or set EVALKIT_DATA")
+    if not root.is_dir():
+        raise InputError(f"data root not found: {root}")
+    return root
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def _metrics_table(title: str, metrics: dict[str, float], primary: str | None = None) -> Table:
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        label = f"[bold]{key}[/bold]" if key == primary else key
+        table.add_row(label, f"{value:.2f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}")
+    return table
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option(help="config name, checkpoint folder, or openai:<model-id>")],
+    tasks: Annotated[str, typer.Option(help="comma-separated task names (evalkit list tasks)")],
+    protocol: Annotated[str | None, typer.Option(help="llava | lmms-eval (default: model config or llava)")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="benchmark data root (default $EVALKIT_DATA)")] = None,
+    output: Annotated[Path, typer.Option(help="results folder")] = Path("results"),
+    name: Annotated[str | None, typer.Option(help="results sub-folder (default: config name or model slug)")] = None,
+    batch_size: Annotated[str | None, typer.Option(help="samples per batch, or 'auto'")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N samples of each task")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto|float16|bfloat16|float32 (default: checkpoint's)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="requests in flight (openai backend)")] = None,
+) -> None:
+    """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
+    from evalkit.models import backend_factory, resolve_model
+    from evalkit.protocols import get_protocol
+    from evalkit.registry import parse_task_list
+    from evalkit.runner import LazyBackend, RunSettings, run_task
+
+    spec = resolve_model(model)
+    chosen = get_protocol(protocol or spec.options.get("protocol") or "llava")
+    task_list = parse_task_list(tasks)
+    for t in task_list:
+        t.variant(chosen.name)
+    size = _batch_size(batch_size)
+    backend = LazyBackend(backend_factory(spec, dtype=dtype, base_url=base_url, concurrency=concurrency,
+                                          batch_size=size), batch_size=size)
+    settings = RunSettings(name=name or spec.name, model=model, protocol=chosen, data_root=_data_root(data_root),
+                           output=output, limit=limit)
+    try:
+        with _progress() as bar:
+            bars: dict[str, object] = {}
+
+            def progress(task_name: str, done: int, total: int) -> None:
+                if task_name not in bars:
+                    bars[task_name] = bar.add_task(task_name, total=total, completed=done, rate="")
+                tid = bars[task_name]
+                bar.update(tid, completed=done)  # type: ignore[arg-type]
+                speed = bar.tasks[tid].speed  # type: ignore[index]
+                bar.update(tid, rate=f"{speed:.1f} samples/s" if speed else "")  # type: ignore[arg-type]
+
+            records = [run_task(t, settings, backend, progress) for t in task_list]
+    finally:
+        backend.close()
+    for record in records:
+        out.print(_metrics_table(f"{settings.name} / {record.task} ({record.protocol}, n={record.n})",
+                                 _headline(record.metrics), record.primary))
+    out.print(f"results: {settings.output / settings.name}")
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, float]:
+    keys = [k for k in metrics if not k.endswith(("_acc", "_acc_plus", "_precision", "_recall", "_yes_ratio"))]
+    return {k: metrics[k] for k in keys}
+
+
+def _batch_size(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if value == "auto":
+        return 64  # the hf backend halves a batch that does not fit and keeps the size that does
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"--batch-size must be a positive integer or 'auto', not {value!r}")
+    return int(value)
+
+
+@app.command()
+def score(
+    task: Annotated[str, typer.Option(help="task name")],
+    predictions: Annotated[Path, typer.Option(help="evalkit predictions.jsonl or a LLaVA answers file")],
+    protocol: Annotated[str, typer.Option(help="protocol whose parsing to apply")] = "llava",
+    data_root: Annotated[Path | None, typer.Option(help="needed for LLaVA answer files")] = None,
+    output: Annotated[Path | None, typer.Option(help="write re-scored predictions.jsonl + metrics.json here")] = None,
+) -> None:
+    """Re-score predictions without running a model."""
+    from evalkit.protocols import get_protocol
+    from evalkit.records import PredictionWriter, atomic_write
+    from evalkit.registry import get_task
+    from evalkit.rescore import load_and_rescore, sniff_format
+
+    chosen = get_protocol(protocol)
+    the_task = get_task(task)
+    samples = None
+    if sniff_format(predictions) == "llava":
+        root = _data_root(data_root)
+        samples = the_task.load(root / the_task.folder).samples
+    preds = load_and_rescore(the_task, chosen, predictions, samples)
+    metrics = the_task.aggregate(preds)
+    if output is not None:
+        import json
+
+        output.mkdir(parents=True, exist_ok=True)
+        target = output / "predictions.jsonl"
+        target.unlink(missing_ok=True)
+        with PredictionWriter(target) as writer:
+            writer.write(preds)
+        summary = {"task": the_task.name, "task_version": the_task.version, "protocol": chosen.name,
+                   "source": str(predictions), "n": len(preds), "metrics": metrics, "primary": the_task.primary}
+        atomic_write(output / "scores.json", json.dumps(summary, indent=2) + "\n")
+    out.print(_metrics_table(f"{the_task.name} ({chosen.name}, n={len(preds)}) from {predictions}",
+                             _headline(metrics), the_task.primary))
+
+
+@app.command()
+def table(
+    results: Annotated[Path, typer.Argument(help="results folder")] = Path("results"),
+    layout: Annotated[Layout, typer.Option(help="wide: models x tasks (primary); long: every metric")] = Layout.wide,
+    format: Annotated[Format, typer.Option("--format", help="md or csv")] = Format.md,
+) -> None:
+    """Print a leaderboard from the metrics.json files under RESULTS."""
+    from evalkit.reports.table import render
+
+    sys.stdout.write(render(results, layout.value, format.value))
+
+
+@app.command()
+def export(
+    kind: Annotated[ExportKind, typer.Argument(help="which submission / cross-check file")],
+    run_task_dir: Annotated[Path, typer.Argument(help="a run's task folder, e.g. results/<model>/mme")],
+    out_path: Annotated[Path, typer.Option("--out", help="output folder or file")] = Path("export"),
+) -> None:
+    """Write a benchmark's submission or cross-check file from prediction records."""
+    from evalkit.reports.exports import export_mme
+
+    written = export_mme(run_task_dir, out_path)
+    out.print(f"wrote {len(written)} files to {out_path}")
+
+
+@app.command("list")
+def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
+    """List tasks, protocols or model configs."""
+    if what is ListWhat.tasks:
+        from evalkit.registry import all_tasks
+
+        for t in all_tasks().values():
+            out.print(f"{t.name:<16} v{t.version}  primary={t.primary:<12} protocols={','.join(t.variants)}  "
+                      f"{t.description}")
+    elif what is ListWhat.protocols:
+        from evalkit.protocols import PROTOCOLS
+
+        for p in PROTOCOLS.values():
+            out.print(f"{p.name:<10} v{p.version}  {p.description}")
+    else:
+        from evalkit.models import list_configs
+
+        configs = list_configs()
+        for cfg_name, path in configs.items():
+            out.print(f"{cfg_name:<24} {path}")
+        if not configs:
+            out.print("no model configs (configs/models/*.yaml); a checkpoint folder or openai:<id> also works")
+
+
+@app.command()
+def show(
+    what: Annotated[str, typer.Argument(help="'protocol'")],
+    name: Annotated[str, typer.Argument(help="protocol name")],
+) -> None:
+    """Show a protocol: its template and, per task, the generation limit, image mode and a prompt."""
+    from evalkit.protocols import get_protocol
+    from evalkit.registry import all_tasks
+
+    if what != "protocol":
+        raise ConfigError("usage: evalkit show protocol NAME")
+    p = get_protocol(name)
+    out.print(f"[bold]{p.name}[/bold] v{p.version}: {p.description}")
+    out.print(f"template: {p.template or 'model chat template'}; outputs stripped before parsing: {p.strip_output}")
+    for t in all_tasks().values():
+        if p.name in t.variants:
+            v = t.variants[p.name]
+            out.print(f"  {t.name:<14} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
+                      f"parse={getattr(v.score, '__qualname__', '?')}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option(help="where the demo's model and results go")] = Path("results-demo"),
+) -> None:
+    """Build a tiny model offline and evaluate it on the bundled MME and POPE samples."""
+    from evalkit.demo.run import run_demo
+
+    run_demo(output, console=out)
+
+
+def main() -> None:
+    try:
+        app()
+    except EvalkitError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted; run the same command again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Readers shared by task loaders: JSON / JSON-lines files and local Hugging Face parquet snapshots.
+
+Errors name the file and line; parquet rows are read without their image column, which is
+referenced per row (`ImageRef` kind "parquet") and decoded only when a sample is run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit.data.images import ImageRef
+from evalkit.errors import InputError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One question: native id, images, the benchmark's text, the target and metadata."""
+
+    id: str
+    images: tuple[ImageRef, ...]
+    question: str
+    target: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # known bad at load time (e.g. missing image): becomes a failed prediction
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The samples of a task as read from disk, with where they came from."""
+
+    samples: list[Sample]
+    path: Path
+    format: str  # "authors" | "hf-parquet"
+    fingerprint: str
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise InputError(f"{what}: folder not found: {path}")
+    return path
+
+
+def fingerprint(files: list[Path]) -> str:
+    """sha256 over the annotation files' names and bytes (not images), short form."""
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        digest.update(f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a malformed line is an error naming it."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"file not found: {path}") from exc
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{number}: expected a JSON object")
+            yield number, obj
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"file not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
+
+
+def require_keys(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The parquet files of a local HF snapshot below `folder` (any depth), in name order."""
+    return sorted(p for p in folder.rglob("*.parquet") if p.is_file())
+
+
+@dataclass(frozen=True)
+class ParquetRow:
+    values: dict[str, Any]
+    file: Path
+    row_group: int
+    row: int
+    number: int  # 1-based row number within the file, for messages
+
+    def image(self, column: str = "image") -> ImageRef:
+        return ImageRef(
+            kind="parquet", path=str(self.file), row_group=self.row_group, row=self.row, column=column
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}: row {self.number}"
+
+
+def read_parquet_rows(files: list[Path], image_columns: tuple[str, ...] = ("image",)) -> Iterator[ParquetRow]:
+    """Rows of HF snapshot parquet files without their image columns (those are referenced lazily)."""
+    import pyarrow.parquet as pq
+
+    for file in files:
+        try:
+            pf = pq.ParquetFile(file)
+        except Exception as exc:  # pyarrow raises several types for a broken file
+            raise InputError(f"{file}: not a readable parquet file ({exc})") from exc
+        columns = [c for c in pf.schema_arrow.names if c not in image_columns]
+        number = 0
+        for group in range(pf.num_row_groups):
+            table = pf.read_row_group(group, columns=columns)
+            for row, values in enumerate(table.to_pylist()):
+                number += 1
+                yield ParquetRow(values=values, file=file, row_group=group, row=row, number=number)

@@ -1,0 +1,170 @@
+"""The record format every downstream tool reads: per-sample predictions and per-task run metrics.
+
+`<output>/<model-name>/<task>/predictions.jsonl` holds one `Prediction` per line, appended as produced;
+`metrics.json` holds one `RunRecord`. Tables, exports and re-scoring read only these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evalkit.errors import InputError
+
+RECORD_VERSION = 1
+PREDICTIONS = "predictions.jsonl"
+METRICS = "metrics.json"
+MANIFEST = "manifest.json"
+
+
+class Prediction(BaseModel):
+    """One sample's outcome: the prompt sent, the raw output, what was extracted from it and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    prompt: str
+    output: str
+    answer: str | None = Field(description="extracted answer; null when nothing could be parsed")
+    score: float
+    parse: str = Field(description="the rule that fired, e.g. 'exact', 'prefix4', 'unparsed', 'failed'")
+    meta: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = Field(default=None, description="why the sample failed (image, request); retried")
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class DataInfo(BaseModel):
+    """Where a task's data came from and a fingerprint of its annotation files."""
+
+    path: str
+    format: str
+    fingerprint: str
+
+
+class RunRecord(BaseModel):
+    """`metrics.json`: the aggregate result of one task for one model, with everything to audit it."""
+
+    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+
+    task: str
+    task_version: int
+    protocol: str
+    model: str
+    model_cfg: dict[str, Any] = Field(alias="model_config")
+    generation: dict[str, Any]
+    evalkit_version: str
+    git_sha: str | None
+    data: DataInfo
+    n: int
+    started: str
+    finished: str
+    seconds: float
+    samples_per_second: float
+    metrics: dict[str, float]
+    primary: str
+    judge: dict[str, Any] | None = None
+    record_version: int = RECORD_VERSION
+
+    def dump(self) -> str:
+        return json.dumps(self.model_dump(by_alias=True), indent=2, ensure_ascii=False) + "\n"
+
+
+class Manifest(BaseModel):
+    """What a predictions file was produced with; a resumed run must match it."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    task: str
+    task_version: int
+    protocol: str
+    model: str
+    generation: dict[str, Any]
+    record_version: int = RECORD_VERSION
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a whole file so that a crash leaves either the old or the new content, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
+    """Read a predictions file. A torn last line (no newline: a writer killed mid-write) is ignored,
+    and cut off when `repair` is set; any malformed complete line is an error naming file and line."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    complete, _, tail = raw.rpartition(b"\n") if b"\n" in raw else (b"", b"", raw)
+    out: list[Prediction] = []
+    for number, line in enumerate(complete.split(b"\n") if complete or raw.startswith(b"\n") else [], 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Prediction.model_validate_json(line))
+        except ValidationError as exc:
+            raise InputError(f"{path}:{number}: not a prediction record ({_first_error(exc)})") from exc
+    if tail.strip() and repair:
+        with path.open("r+b") as f:
+            f.truncate(len(raw) - len(tail))
+    return out
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))
+
+
+class PredictionWriter:
+    """Appends predictions and makes them durable in small groups (a crash loses at most one group)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = path.open("a", encoding="utf-8")
+
+    def write(self, predictions: Iterable[Prediction]) -> None:
+        data = "".join(p.model_dump_json() + "\n" for p in predictions)
+        if data:
+            self._f.write(data)
+            self._f.flush()
+            os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> PredictionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def rewrite_predictions(path: Path, predictions: Iterable[Prediction]) -> None:
+    """Replace the file atomically (used to drop failed records before they are retried)."""
+    atomic_write(path, "".join(p.model_dump_json() + "\n" for p in predictions))
+
+
+def read_run_record(path: Path) -> RunRecord:
+    try:
+        return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError) as exc:
+        raise InputError(f"{path}: not an evalkit metrics file ({exc.__class__.__name__})") from exc
+
+
+def iter_run_records(root: Path) -> Iterator[tuple[Path, RunRecord]]:
+    """Every `<model>/<task>/metrics.json` below a results folder, sorted by path."""
+    for path in sorted(root.glob(f"*/*/{METRICS}")):
+        yield path, read_run_record(path)

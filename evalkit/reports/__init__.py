@@ -1,0 +1,1 @@
+"""Views derived from run records: leaderboard tables and submission exports."""

@@ -1,0 +1,56 @@
+"""Leaderboards from `metrics.json` files: wide (models x tasks, primary metric) and long (every metric)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from evalkit.errors import InputError
+from evalkit.records import iter_run_records
+
+
+def collect(results: Path) -> pd.DataFrame:
+    """One row per (model folder, task, metric)."""
+    rows = []
+    for path, record in iter_run_records(results):
+        model = path.parent.parent.name
+        for key, value in record.metrics.items():
+            rows.append({"model": model, "task": record.task, "protocol": record.protocol, "metric": key,
+                         "value": value, "primary": key == record.primary, "n": record.n})
+    if not rows:
+        raise InputError(f"no <model>/<task>/metrics.json files under {results}")
+    return pd.DataFrame(rows)
+
+
+def wide(frame: pd.DataFrame) -> pd.DataFrame:
+    """Models x tasks, each cell the task's primary metric."""
+    primary = frame[frame["primary"]]
+    table = primary.pivot_table(index="model", columns="task", values="value", aggfunc="first")
+    table.columns = [f"{task} ({primary[primary.task == task].metric.iloc[0]})" for task in table.columns]
+    return table.reset_index()
+
+
+def long(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["model", "task", "protocol", "metric", "value", "n"]].sort_values(["model", "task", "metric"])
+
+
+def fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.2f}"  # NaN -> empty cell
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def render(results: Path, layout: str, fmt_name: str) -> str:
+    frame = collect(results)
+    table = wide(frame) if layout == "wide" else long(frame)
+    if fmt_name == "csv":
+        return table.to_csv(index=False, float_format="%.6g")
+    return to_markdown(table)

@@ -1,0 +1,62 @@
+"""Yes/no answer parsers. Each is one published rule, returns the label and the rule that fired,
+and never guesses: an output no rule covers is unparsed (None).
+
+- `yes_no_prefix`: the official MME calculation tool (`eval_tool/calculation.py`).
+- `yes_no_prefix_lenient`: lmms-eval's MME variant (strips ".", maps a bare y/n).
+- `yes_no_negation`: LLaVA's `eval_pope.py` (first sentence, negation word -> no, otherwise yes).
+- `yes_no_exact`: lmms-eval's POPE rule (lower-cased, stripped output must be "yes" or "no").
+"""
+
+from __future__ import annotations
+
+from evalkit.scoring.types import Parsed
+
+YES, NO = "yes", "no"
+
+
+def yes_no_prefix(output: str) -> Parsed:
+    """MME official: the lower-cased output is yes/no exactly, else "yes"/"no" within its first 4 chars."""
+    text = output.lower()
+    if text in (YES, NO):
+        return Parsed(text, "exact")
+    head = text[:4]
+    if YES in head:
+        return Parsed(YES, "prefix4")
+    if NO in head:
+        return Parsed(NO, "prefix4")
+    return Parsed(None, "unparsed")
+
+
+def yes_no_prefix_lenient(output: str) -> Parsed:
+    """lmms-eval MME: lower-case, strip, drop every "."; then exact, a lone y/n, or the 4-char prefix."""
+    text = output.lower().strip().replace(".", "")
+    if text in (YES, NO):
+        return Parsed(text, "exact")
+    if len(text) == 1:
+        return Parsed({"y": YES, "n": NO}.get(text), "letter" if text in "yn" else "unparsed")
+    head = text[:4]
+    if YES in head:
+        return Parsed(YES, "prefix4")
+    if NO in head:
+        return Parsed(NO, "prefix4")
+    return Parsed(None, "unparsed")
+
+
+NEGATION_WORDS = frozenset({"No", "not", "no"})
+
+
+def yes_no_negation(output: str) -> Parsed:
+    """LLaVA eval_pope: keep the text before the first ".", drop ",", split on spaces; a word
+    No/not/no means no, anything else (even an empty reply) yes - the published rule has no "unparsed"."""
+    text = output.split(".", 1)[0].replace(",", "")
+    if NEGATION_WORDS.intersection(text.split(" ")):
+        return Parsed(NO, "negation_word")
+    return Parsed(YES, "default_yes")
+
+
+def yes_no_exact(output: str) -> Parsed:
+    """lmms-eval POPE: the stripped, lower-cased output must be exactly "yes" or "no"."""
+    text = output.lower().strip()
+    if text in (YES, NO):
+        return Parsed(text, "exact")
+    return Parsed(None, "unparsed")

@@ -1,0 +1,62 @@
+"""What a task module declares: how to read the benchmark, and per protocol how to prompt and score.
+
+A `Task` is data: a reader, one `Variant` per protocol (prompt builder, scorer, generation limit,
+image mode) and an aggregation over prediction records. Adding a protocol adds variants; nothing in
+the runner or the backends changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from evalkit.data.readers import Dataset, Sample
+from evalkit.errors import ConfigError
+from evalkit.records import Prediction
+from evalkit.scoring.types import Scored
+
+ImageMode = Literal["pad", "crop", "native"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A task under one protocol: the exact prompt, the scorer and the generation settings."""
+
+    prompt: Callable[[Sample], str]
+    score: Callable[[str, Sample], Scored]
+    max_new_tokens: int
+    image_mode: ImageMode = "native"
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmark split. `load(folder)` reads it from `<data-root>/<folder>`; `aggregate` turns
+    prediction records into flat percent metrics (it must count `unparsed` and `failed`)."""
+
+    name: str
+    version: int
+    folder: str
+    description: str
+    load: Callable[[Path], Dataset]
+    variants: Mapping[str, Variant]
+    aggregate: Callable[[list[Prediction]], dict[str, float]]
+    primary: str
+    exports: tuple[str, ...] = field(default_factory=tuple)
+    # maps a question id from another tool's answer file (LLaVA's) to this task's sample id
+    external_id: Callable[[str], str] | None = None
+
+    def variant(self, protocol: str) -> Variant:
+        try:
+            return self.variants[protocol]
+        except KeyError:
+            known = ", ".join(sorted(self.variants))
+            raise ConfigError(
+                f"task {self.name!r} has no variant for protocol {protocol!r} (has: {known})"
+            ) from None
+
+    def sample_meta(self, sample: Sample) -> dict[str, object]:
+        """What a prediction record keeps of its sample: the target and the benchmark's metadata."""
+        return {"target": sample.target, "question": sample.question, **sample.meta}

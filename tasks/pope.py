@@ -1,0 +1,146 @@
+"""POPE (Li et al., 2023, "Evaluating Object Hallucination in Large Vision-Language Models").
+
+Reads `<root>/pope/coco_pope_{adversarial,popular,random}.json` (JSON lines: question_id, image, text,
+label) with images from `<root>/coco/val2014/`, or a local snapshot of the lmms-lab/POPE parquet
+files (question, answer, category, image). Yes/no object-existence questions, positive class "yes".
+Metrics per split: accuracy, precision, recall, f1, yes_ratio (share of predictions that are yes);
+`f1` and `accuracy` are the means over the three splits (LLaVA's zoo number is the mean F1).
+
+Protocol llava parses with LLaVA's eval_pope rule (any reply without a negation word is yes);
+lmms-eval requires the stripped lower-cased reply to be exactly yes/no. lmms-eval's own aggregate
+reports the share of *ground-truth* yes as yes_ratio and pools all 9000 rows; evalkit reports the
+predicted-yes share per split for both protocols, plus the pooled `all_*` keys lmms-eval shows.
+Sample ids are `<split>/<question_id>` (question ids restart at 1 in each split's file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalkit.data.images import file_ref, safe_join
+from evalkit.data.readers import (
+    Dataset,
+    Sample,
+    fingerprint,
+    parquet_files,
+    read_json_lines,
+    read_parquet_rows,
+    require_dir,
+    require_keys,
+)
+from evalkit.errors import InputError
+from evalkit.protocols import SHORT
+from evalkit.records import Prediction
+from evalkit.scoring.binary import BinaryCounts, binary_counts
+from evalkit.scoring.group import group_by, mean, percent
+from evalkit.scoring.outcomes import label_match, outcome_counts
+from evalkit.scoring.yesno import yes_no_exact, yes_no_negation
+from evalkit.task import Task, Variant
+
+SPLITS = ("adversarial", "popular", "random")
+# LLaVA's llava_pope_test.jsonl numbers questions adversarial 1.., random 10000001.., popular 20000001..
+LLAVA_OFFSETS = (("popular", 20_000_000), ("random", 10_000_000), ("adversarial", 0))
+
+
+def from_llava_id(question_id: str) -> str:
+    """The sample id of a question id from LLaVA's POPE answer files."""
+    number = int(question_id)
+    split, offset = next((s, o) for s, o in LLAVA_OFFSETS if number > o)
+    return f"{split}/{number - offset}"
+
+
+def _read_authors(folder: Path) -> Dataset:
+    images = folder.parent / "coco" / "val2014"
+    files = [folder / f"coco_pope_{split}.json" for split in SPLITS]
+    present = [f for f in files if f.exists()]
+    if not present:
+        raise InputError(f"POPE: none of {', '.join(f.name for f in files)} found in {folder}")
+    samples: list[Sample] = []
+    for file in present:
+        split = file.stem.removeprefix("coco_pope_")
+        for number, obj in read_json_lines(file):
+            require_keys(obj, ("question_id", "image", "text", "label"), f"{file}:{number}")
+            image = safe_join(images, obj["image"])
+            samples.append(
+                Sample(
+                    id=f"{split}/{obj['question_id']}",
+                    images=(file_ref(image),),
+                    question=obj["text"],
+                    target=str(obj["label"]).strip().lower(),
+                    meta={"category": split, "image_id": obj["image"]},
+                )
+            )
+    return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(present))
+
+
+def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
+    samples: list[Sample] = []
+    for row in read_parquet_rows(files):
+        v = row.values
+        if any(v.get(c) is None for c in ("question_id", "question", "answer", "category")):
+            raise InputError(f"{row.where}: missing question_id/question/answer/category")
+        samples.append(
+            Sample(
+                id=f"{v['category']}/{v['question_id']}",
+                images=(row.image(),),
+                question=v["question"],
+                target=str(v["answer"]).strip().lower(),
+                meta={"category": v["category"], "image_id": v.get("image_source") or ""},
+            )
+        )
+    return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(files))
+
+
+def load(folder: Path) -> Dataset:
+    require_dir(folder, "POPE data")
+    if files := parquet_files(folder):
+        return _read_parquet(folder, files)
+    return _read_authors(folder)
+
+
+def prompt_llava(sample: Sample) -> str:
+    return sample.question + SHORT
+
+
+def prompt_lmms(sample: Sample) -> str:
+    return sample.question.strip() + SHORT
+
+
+def _split_metrics(prefix: str, counts: BinaryCounts) -> dict[str, float]:
+    return {
+        f"{prefix}_accuracy": percent(counts.accuracy),
+        f"{prefix}_precision": percent(counts.precision),
+        f"{prefix}_recall": percent(counts.recall),
+        f"{prefix}_f1": percent(counts.f1),
+        f"{prefix}_yes_ratio": percent(counts.positive_ratio),
+    }
+
+
+def aggregate(predictions: list[Prediction]) -> dict[str, float]:
+    def counts(preds: list[Prediction]) -> BinaryCounts:
+        return binary_counts(((p.answer, p.meta["target"]) for p in preds), positive="yes")
+
+    metrics: dict[str, float] = {}
+    by_split = group_by(predictions, lambda p: p.meta["category"])
+    for split in sorted(by_split):
+        metrics |= _split_metrics(split, counts(by_split[split]))
+    metrics |= _split_metrics("all", counts(predictions))
+    metrics["f1"] = round(mean(metrics[f"{s}_f1"] for s in sorted(by_split)), 6)
+    metrics["accuracy"] = round(mean(metrics[f"{s}_accuracy"] for s in sorted(by_split)), 6)
+    return metrics | outcome_counts(predictions)
+
+
+TASK = Task(
+    name="pope",
+    version=1,
+    folder="pope",
+    description="POPE object hallucination (adversarial, popular, random), yes/no",
+    load=load,
+    variants={
+        "llava": Variant(prompt_llava, label_match(yes_no_negation), max_new_tokens=128, image_mode="pad"),
+        "lmms-eval": Variant(prompt_lmms, label_match(yes_no_exact), max_new_tokens=128),
+    },
+    aggregate=aggregate,
+    primary="f1",
+    external_id=from_llava_id,
+)

@@ -1,0 +1,12 @@
+"""Test-session settings: fully offline, a private HF cache, no user plugins or configs leaking in."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_HF_HOME = tempfile.mkdtemp(prefix="evalkit-test-hf-")
+os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                   "HF_HOME": _HF_HOME, "TOKENIZERS_PARALLELISM": "false"})
+for var in ("EVALKIT_PLUGINS", "EVALKIT_CONFIGS", "EVALKIT_DATA", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+    os.environ.pop(var, None)
