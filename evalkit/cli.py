@@ -80,6 +80,8 @@ def run(
     dtype: Annotated[str | None, typer.Option(help="auto|float16|bfloat16|float32 (default: checkpoint's)")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="requests in flight (openai backend)")] = None,
+    request_timeout: Annotated[float, typer.Option(min=0.01, help="seconds per request (openai backend)")] = 120.0,
+    max_retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts (openai backend)")] = 5,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.models import backend_factory, resolve_model
@@ -93,8 +95,9 @@ def run(
     for t in task_list:
         t.variant(chosen.name)
     size = _batch_size(batch_size)
-    backend = LazyBackend(backend_factory(spec, dtype=dtype, base_url=base_url, concurrency=concurrency,
-                                          batch_size=size), batch_size=size)
+    factory = backend_factory(spec, dtype=dtype, base_url=base_url, concurrency=concurrency, batch_size=size,
+                              timeout=request_timeout, max_retries=max_retries)
+    backend = LazyBackend(factory, batch_size=size)
     settings = RunSettings(name=name or spec.name, model=model, protocol=chosen, data_root=_data_root(data_root),
                            output=output, limit=limit)
     try:

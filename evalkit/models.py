@@ -72,7 +72,7 @@ def resolve_model(model: str) -> ModelSpec:
 
 
 def backend_factory(spec: ModelSpec, *, dtype: str | None, base_url: str | None, concurrency: int | None,
-                    batch_size: int | None) -> Callable[[], Backend]:
+                    batch_size: int | None, timeout: float = 120.0, max_retries: int = 5) -> Callable[[], Backend]:
     """A zero-argument constructor, so the model is only loaded when a task has work."""
     opts = spec.options
     if spec.backend == "openai":
@@ -81,7 +81,7 @@ def backend_factory(spec: ModelSpec, *, dtype: str | None, base_url: str | None,
         return lambda: OpenAIBackend(
             spec.target, base_url=base_url or opts.get("base_url"),
             concurrency=concurrency or opts.get("concurrency") or DEFAULT_CONCURRENCY,
-            api_key_env=opts.get("api_key_env", "OPENAI_API_KEY"))
+            api_key_env=opts.get("api_key_env", "OPENAI_API_KEY"), timeout=timeout, max_retries=max_retries)
 
     def build() -> Backend:
         from evalkit.backends.hf import HFBackend

@@ -42,6 +42,7 @@ class MMEItem:
 
 def mme_items() -> list[MMEItem]:
     """Two subtasks of each release layout: `existence`/`count` flat, `artwork`/`OCR` nested."""
+
     def q(colour: str, truth: bool, double: bool = False) -> tuple[str, str]:
         gap = "  " if double else " "
         return (f"Is the image {colour}?{gap}Please answer yes or no.", "Yes" if truth else "No")
@@ -77,7 +78,11 @@ def write_mme(root: Path, items: list[MMEItem] | None = None) -> Path:
 
 
 def mme_image_path(item: MMEItem) -> str:
-    return f"{item.subtask}/images/{item.stem}.jpg" if item.subtask in NESTED else f"{item.subtask}/{item.stem}.png"
+    return (
+        f"{item.subtask}/images/{item.stem}.jpg"
+        if item.subtask in NESTED
+        else f"{item.subtask}/{item.stem}.png"
+    )
 
 
 def write_mme_parquet(root: Path, items: list[MMEItem] | None = None) -> Path:
@@ -92,12 +97,20 @@ def write_mme_parquet(root: Path, items: list[MMEItem] | None = None) -> Path:
             rows["question"].append(question)
             rows["answer"].append(answer)
             rows["category"].append(item.subtask)
-    features = datasets.Features({"question_id": datasets.Value("string"), "image": datasets.Image(),
-                                  "question": datasets.Value("string"), "answer": datasets.Value("string"),
-                                  "category": datasets.Value("string")})
+    features = datasets.Features(
+        {
+            "question_id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "category": datasets.Value("string"),
+        }
+    )
     folder = root / "mme" / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "test-00000-of-00001.parquet"))
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(
+        str(folder / "test-00000-of-00001.parquet")
+    )
     return folder
 
 
@@ -113,12 +126,25 @@ class PopeItem:
 
 def pope_items() -> list[PopeItem]:
     items = []
-    for split, colours in (("adversarial", ("red", "blue", "green", "red")), ("popular", ("blue", "yellow", "blue")),
-                           ("random", ("green", "green", "yellow"))):
+    for base, (split, colours) in enumerate(
+        (
+            ("adversarial", ("red", "blue", "green", "red")),
+            ("popular", ("blue", "yellow", "blue")),
+            ("random", ("green", "green", "yellow")),
+        )
+    ):
         for i, colour in enumerate(colours, 1):
             asked = colour if i % 2 else "red" if colour != "red" else "blue"
-            items.append(PopeItem(split, i, f"COCO_val2014_{100 + i:012d}.jpg", colour, asked,
-                                  "yes" if asked == colour else "no"))
+            items.append(
+                PopeItem(
+                    split,
+                    i,
+                    f"COCO_val2014_{100 * (base + 1) + i:012d}.jpg",
+                    colour,
+                    asked,
+                    "yes" if asked == colour else "no",
+                )
+            )
     return items
 
 
@@ -132,8 +158,17 @@ def write_pope(root: Path, items: list[PopeItem] | None = None) -> Path:
     folder = root / "pope"
     folder.mkdir(parents=True, exist_ok=True)
     for split, rows in by_split.items():
-        lines = [json.dumps({"question_id": r.question_id, "image": r.image,
-                             "text": f"Is the image {r.object}?", "label": r.label}) for r in rows]
+        lines = [
+            json.dumps(
+                {
+                    "question_id": r.question_id,
+                    "image": r.image,
+                    "text": f"Is the image {r.object}?",
+                    "label": r.label,
+                }
+            )
+            for r in rows
+        ]
         (folder / f"coco_pope_{split}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
@@ -141,8 +176,15 @@ def write_pope(root: Path, items: list[PopeItem] | None = None) -> Path:
 def write_pope_parquet(root: Path, items: list[PopeItem] | None = None) -> Path:
     import datasets
 
-    rows: dict[str, list] = {"id": [], "question_id": [], "question": [], "answer": [], "image_source": [],
-                             "image": [], "category": []}
+    rows: dict[str, list] = {
+        "id": [],
+        "question_id": [],
+        "question": [],
+        "answer": [],
+        "image_source": [],
+        "image": [],
+        "category": [],
+    }
     for n, item in enumerate(items or pope_items()):
         rows["id"].append(str(n))
         rows["question_id"].append(str(item.question_id))
@@ -151,8 +193,12 @@ def write_pope_parquet(root: Path, items: list[PopeItem] | None = None) -> Path:
         rows["image_source"].append(item.image.removesuffix(".jpg"))
         rows["image"].append(image(item.colour))
         rows["category"].append(item.split)
-    features = datasets.Features({k: datasets.Value("string") for k in rows if k != "image"} | {"image": datasets.Image()})
+    features = datasets.Features(
+        {k: datasets.Value("string") for k in rows if k != "image"} | {"image": datasets.Image()}
+    )
     folder = root / "pope" / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(folder / "test-00000-of-00001.parquet"))
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(
+        str(folder / "test-00000-of-00001.parquet")
+    )
     return folder
