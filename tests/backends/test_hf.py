@@ -1,0 +1,90 @@
+"""The transformers backend on a tiny LLaVA-1.5 checkpoint built offline: batching, templates, pixels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evalkit.backends.base import Request
+from evalkit.backends.hf import HFBackend
+from evalkit.data.images import expand_to_square
+from evalkit.demo.tiny_model import build_tiny_llava
+from evalkit.protocols import get_protocol
+from evalkit.registry import get_task
+from evalkit.runner import LazyBackend, RunSettings, run_task
+from tests.support.fixtures import image, write_mme, write_pope
+from tests.test_e2e_openai import evalkit, load_jsonl
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny") / "tiny-llava", seed=0)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_mme(root)
+    write_pope(root)
+    return root
+
+
+def test_batch_of_8_equals_batch_of_1(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    outputs = {}
+    for size in ("1", "8"):
+        result = evalkit("run", "--model", str(checkpoint), "--tasks", "mme,pope", "--data-root", str(data_root),
+                         "--output", str(tmp_path), "--name", f"bs{size}", "--batch-size", size, timeout=600)
+        assert result.returncode == 0, result.stderr
+        outputs[size] = {r["id"]: r["output"] for task in ("mme", "pope")
+                         for r in load_jsonl(tmp_path / f"bs{size}" / task / "predictions.jsonl")}
+    assert len(outputs["1"]) == 24
+    assert outputs["1"] == outputs["8"]
+    assert any(outputs["1"].values())  # the model did produce text
+    record = json.loads((tmp_path / "bs8" / "mme" / "metrics.json").read_text())
+    assert record["model_config"]["backend"] == "hf" and record["model_config"]["model_type"] == "llava"
+    assert record["model_config"]["dtype"] == "float32" and record["generation"]["template"] == "vicuna_v1"
+
+
+def test_protocol_template_and_chat_template_rendering(checkpoint: Path) -> None:
+    backend = HFBackend(checkpoint)
+    request = Request(id="x", images=[image("red")], prompt="Is it red?", max_new_tokens=4, template="vicuna_v1")
+    assert backend.render(request) == (
+        "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the user's questions. USER: <image>\nIs it red? ASSISTANT:")
+    native = backend.render(Request(id="x", images=[image("red")], prompt="Is it red?", max_new_tokens=4))
+    assert native == backend.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is it red?"}]}],
+        add_generation_prompt=True, tokenize=False)
+    assert native != backend.render(request) and "Is it red?" in native
+
+
+def test_padded_pixels_reach_the_vision_tower(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    """Protocol llava pads the 40x24 fixture to 40x40 with the CLIP mean colour before the processor:
+    the tensor the vision tower receives must equal the processor's output for that padded image."""
+    backend = HFBackend(checkpoint)
+    seen: list[torch.Tensor] = []
+    tower = backend.model.model.vision_tower
+    handle = tower.register_forward_pre_hook(lambda _m, args, kwargs: seen.append(
+        (args[0] if args else kwargs["pixel_values"]).detach().clone()), with_kwargs=True)
+    settings = RunSettings(name="probe", model=str(checkpoint), protocol=get_protocol("llava"),
+                           data_root=data_root, output=tmp_path, limit=1)
+    try:
+        run_task(get_task("pope"), settings, LazyBackend(lambda: backend, batch_size=1))
+    finally:
+        handle.remove()
+    assert seen, "the vision tower never ran"
+    first = get_task("pope").load(data_root / "pope").samples[0]
+    from evalkit.data.images import load_image
+
+    padded = expand_to_square(load_image(first.images[0]), backend.pad_colour)
+    expected = backend.processor.image_processor(images=[padded], return_tensors="pt")["pixel_values"]
+    assert torch.allclose(seen[0], expected.to(seen[0].dtype))
+    unpadded = backend.processor.image_processor(images=[load_image(first.images[0])], return_tensors="pt")
+    assert not torch.allclose(seen[0], unpadded["pixel_values"])
+    # the top rows are pad colour: (122/255 - mean) / std is near zero in every channel
+    assert np.abs(seen[0][0, :, 0, :].numpy()).max() < 0.03
+    assert backend.pad_colour == (122, 116, 104)
