@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -128,21 +129,28 @@ def _first_error(exc: ValidationError) -> str:
 
 
 class PredictionWriter:
-    """Appends predictions and makes them durable in small groups (a crash loses at most one group)."""
+    """Appends predictions in groups. Each group is handed to the OS at once (a killed process loses
+    nothing written); it is forced to disk at most every `sync_seconds` and on close (power loss)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync_seconds: float = 2.0) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._f = path.open("a", encoding="utf-8")
+        self._sync_seconds = sync_seconds
+        self._synced = time.monotonic()
 
     def write(self, predictions: Iterable[Prediction]) -> None:
         data = "".join(p.model_dump_json() + "\n" for p in predictions)
         if data:
             self._f.write(data)
             self._f.flush()
-            os.fsync(self._f.fileno())
+            if time.monotonic() - self._synced >= self._sync_seconds:
+                os.fsync(self._f.fileno())
+                self._synced = time.monotonic()
 
     def close(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
         self._f.close()
 
     def __enter__(self) -> PredictionWriter:
