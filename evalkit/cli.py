@@ -11,13 +11,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from evalkit.errors import ConfigError, EvalkitError, InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Reproducible evaluation of vision-language models on standard benchmarks.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Reproducible evaluation of vision-language models on standard benchmarks.",
+)
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
 
@@ -52,9 +63,17 @@ def _data_root(value: Path | None) -> Path:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _metrics_table(title: str, metrics: dict[str, float], primary: str | None = None) -> Table:
@@ -63,7 +82,9 @@ def _metrics_table(title: str, metrics: dict[str, float], primary: str | None = 
     table.add_column("value", justify="right")
     for key, value in metrics.items():
         label = f"[bold]{key}[/bold]" if key == primary else key
-        table.add_row(label, f"{value:.2f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}")
+        table.add_row(
+            label, f"{value:.2f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+        )
     return table
 
 
@@ -71,16 +92,30 @@ def _metrics_table(title: str, metrics: dict[str, float], primary: str | None = 
 def run(
     model: Annotated[str, typer.Option(help="config name, checkpoint folder, or openai:<model-id>")],
     tasks: Annotated[str, typer.Option(help="comma-separated task names (evalkit list tasks)")],
-    protocol: Annotated[str | None, typer.Option(help="llava | lmms-eval (default: model config or llava)")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="benchmark data root (default $EVALKIT_DATA)")] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="llava | lmms-eval (default: model config or llava)")
+    ] = None,
+    data_root: Annotated[
+        Path | None, typer.Option(help="benchmark data root (default $EVALKIT_DATA)")
+    ] = None,
     output: Annotated[Path, typer.Option(help="results folder")] = Path("results"),
-    name: Annotated[str | None, typer.Option(help="results sub-folder (default: config name or model slug)")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="results sub-folder (default: config name or model slug)")
+    ] = None,
     batch_size: Annotated[str | None, typer.Option(help="samples per batch, or 'auto'")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="first N samples of each task")] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto|float16|bfloat16|float32 (default: checkpoint's)")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, help="requests in flight (openai backend)")] = None,
-    request_timeout: Annotated[float, typer.Option(min=0.01, help="seconds per request (openai backend)")] = 120.0,
+    dtype: Annotated[
+        str | None, typer.Option(help="auto|float16|bfloat16|float32 (default: checkpoint's)")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="requests in flight (openai backend)")
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(min=0.01, help="seconds per request (openai backend)")
+    ] = 120.0,
     max_retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts (openai backend)")] = 5,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
@@ -95,11 +130,24 @@ def run(
     for t in task_list:
         t.variant(chosen.name)
     size = _batch_size(batch_size)
-    factory = backend_factory(spec, dtype=dtype, base_url=base_url, concurrency=concurrency, batch_size=size,
-                              timeout=request_timeout, max_retries=max_retries)
+    factory = backend_factory(
+        spec,
+        dtype=dtype,
+        base_url=base_url,
+        concurrency=concurrency,
+        batch_size=size,
+        timeout=request_timeout,
+        max_retries=max_retries,
+    )
     backend = LazyBackend(factory, batch_size=size)
-    settings = RunSettings(name=name or spec.name, model=model, protocol=chosen, data_root=_data_root(data_root),
-                           output=output, limit=limit)
+    settings = RunSettings(
+        name=name or spec.name,
+        model=model,
+        protocol=chosen,
+        data_root=_data_root(data_root),
+        output=output,
+        limit=limit,
+    )
     try:
         with _progress() as bar:
             bars: dict[str, object] = {}
@@ -116,13 +164,20 @@ def run(
     finally:
         backend.close()
     for record in records:
-        out.print(_metrics_table(f"{settings.name} / {record.task} ({record.protocol}, n={record.n})",
-                                 _headline(record.metrics), record.primary))
+        out.print(
+            _metrics_table(
+                f"{settings.name} / {record.task} ({record.protocol}, n={record.n})",
+                _headline(record.metrics),
+                record.primary,
+            )
+        )
     out.print(f"results: {settings.output / settings.name}")
 
 
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
-    keys = [k for k in metrics if not k.endswith(("_acc", "_acc_plus", "_precision", "_recall", "_yes_ratio"))]
+    keys = [
+        k for k in metrics if not k.endswith(("_acc", "_acc_plus", "_precision", "_recall", "_yes_ratio"))
+    ]
     return {k: metrics[k] for k in keys}
 
 
@@ -142,7 +197,9 @@ def score(
     predictions: Annotated[Path, typer.Option(help="evalkit predictions.jsonl or a LLaVA answers file")],
     protocol: Annotated[str, typer.Option(help="protocol whose parsing to apply")] = "llava",
     data_root: Annotated[Path | None, typer.Option(help="needed for LLaVA answer files")] = None,
-    output: Annotated[Path | None, typer.Option(help="write re-scored predictions.jsonl + metrics.json here")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="write re-scored predictions.jsonl + metrics.json here")
+    ] = None,
 ) -> None:
     """Re-score predictions without running a model."""
     from evalkit.protocols import get_protocol
@@ -166,17 +223,31 @@ def score(
         target.unlink(missing_ok=True)
         with PredictionWriter(target) as writer:
             writer.write(preds)
-        summary = {"task": the_task.name, "task_version": the_task.version, "protocol": chosen.name,
-                   "source": str(predictions), "n": len(preds), "metrics": metrics, "primary": the_task.primary}
+        summary = {
+            "task": the_task.name,
+            "task_version": the_task.version,
+            "protocol": chosen.name,
+            "source": str(predictions),
+            "n": len(preds),
+            "metrics": metrics,
+            "primary": the_task.primary,
+        }
         atomic_write(output / "scores.json", json.dumps(summary, indent=2) + "\n")
-    out.print(_metrics_table(f"{the_task.name} ({chosen.name}, n={len(preds)}) from {predictions}",
-                             _headline(metrics), the_task.primary))
+    out.print(
+        _metrics_table(
+            f"{the_task.name} ({chosen.name}, n={len(preds)}) from {predictions}",
+            _headline(metrics),
+            the_task.primary,
+        )
+    )
 
 
 @app.command()
 def table(
     results: Annotated[Path, typer.Argument(help="results folder")] = Path("results"),
-    layout: Annotated[Layout, typer.Option(help="wide: models x tasks (primary); long: every metric")] = Layout.wide,
+    layout: Annotated[
+        Layout, typer.Option(help="wide: models x tasks (primary); long: every metric")
+    ] = Layout.wide,
     format: Annotated[Format, typer.Option("--format", help="md or csv")] = Format.md,
 ) -> None:
     """Print a leaderboard from the metrics.json files under RESULTS."""
@@ -205,8 +276,10 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
         from evalkit.registry import all_tasks
 
         for t in all_tasks().values():
-            out.print(f"{t.name:<16} v{t.version}  primary={t.primary:<12} protocols={','.join(t.variants)}  "
-                      f"{t.description}")
+            out.print(
+                f"{t.name:<16} v{t.version}  primary={t.primary:<12} protocols={','.join(t.variants)}  "
+                f"{t.description}"
+            )
     elif what is ListWhat.protocols:
         from evalkit.protocols import PROTOCOLS
 
@@ -219,7 +292,9 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
         for cfg_name, path in configs.items():
             out.print(f"{cfg_name:<24} {path}")
         if not configs:
-            out.print("no model configs (configs/models/*.yaml); a checkpoint folder or openai:<id> also works")
+            out.print(
+                "no model configs (configs/models/*.yaml); a checkpoint folder or openai:<id> also works"
+            )
 
 
 @app.command()
@@ -235,17 +310,23 @@ def show(
         raise ConfigError("usage: evalkit show protocol NAME")
     p = get_protocol(name)
     out.print(f"[bold]{p.name}[/bold] v{p.version}: {p.description}")
-    out.print(f"template: {p.template or 'model chat template'}; outputs stripped before parsing: {p.strip_output}")
+    out.print(
+        f"template: {p.template or 'model chat template'}; outputs stripped before parsing: {p.strip_output}"
+    )
     for t in all_tasks().values():
         if p.name in t.variants:
             v = t.variants[p.name]
-            out.print(f"  {t.name:<14} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
-                      f"parse={getattr(v.score, '__qualname__', '?')}")
+            out.print(
+                f"  {t.name:<14} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
+                f"parse={getattr(v.score, '__qualname__', '?')}"
+            )
 
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option(help="where the demo's model and results go")] = Path("results-demo"),
+    output: Annotated[Path, typer.Option(help="where the demo's model and results go")] = Path(
+        "results-demo"
+    ),
 ) -> None:
     """Build a tiny model offline and evaluate it on the bundled MME and POPE samples."""
     from evalkit.demo.run import run_demo

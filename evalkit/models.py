@@ -30,7 +30,11 @@ class ModelSpec:
 
 def config_dirs() -> list[Path]:
     dirs = [Path(p) / "models" for p in filter(None, os.environ.get("EVALKIT_CONFIGS", "").split(os.pathsep))]
-    return [*dirs, Path.cwd() / "configs" / "models", Path(__file__).resolve().parent.parent / "configs" / "models"]
+    return [
+        *dirs,
+        Path.cwd() / "configs" / "models",
+        Path(__file__).resolve().parent.parent / "configs" / "models",
+    ]
 
 
 def list_configs() -> dict[str, Path]:
@@ -63,30 +67,51 @@ def resolve_model(model: str) -> ModelSpec:
         if backend not in ("hf", "openai") or not target:
             raise ConfigError(f"{path}: needs backend hf|openai and checkpoint (hf) or model (openai)")
         options = {k: v for k, v in cfg.items() if k not in ("backend", "checkpoint", "model")}
+        options["from_config"] = True
         return ModelSpec(name=model, backend=backend, target=str(target), options=options)
     path = Path(model).expanduser()
     if path.is_dir():
         return ModelSpec(name=slug(path.resolve().name), backend="hf", target=str(path))
-    raise ConfigError(f"model {model!r} is not a config in {', '.join(str(d) for d in config_dirs()[-2:])}, "
-                      "a checkpoint folder, or openai:<model-id>")
+    raise ConfigError(
+        f"model {model!r} is not a config in {', '.join(str(d) for d in config_dirs()[-2:])}, "
+        "a checkpoint folder, or openai:<model-id>"
+    )
 
 
-def backend_factory(spec: ModelSpec, *, dtype: str | None, base_url: str | None, concurrency: int | None,
-                    batch_size: int | None, timeout: float = 120.0, max_retries: int = 5) -> Callable[[], Backend]:
+def backend_factory(
+    spec: ModelSpec,
+    *,
+    dtype: str | None,
+    base_url: str | None,
+    concurrency: int | None,
+    batch_size: int | None,
+    timeout: float = 120.0,
+    max_retries: int = 5,
+) -> Callable[[], Backend]:
     """A zero-argument constructor, so the model is only loaded when a task has work."""
     opts = spec.options
     if spec.backend == "openai":
         from evalkit.backends.openai import DEFAULT_CONCURRENCY, OpenAIBackend
 
         return lambda: OpenAIBackend(
-            spec.target, base_url=base_url or opts.get("base_url"),
+            spec.target,
+            base_url=base_url or opts.get("base_url"),
             concurrency=concurrency or opts.get("concurrency") or DEFAULT_CONCURRENCY,
-            api_key_env=opts.get("api_key_env", "OPENAI_API_KEY"), timeout=timeout, max_retries=max_retries)
+            api_key_env=opts.get("api_key_env", "OPENAI_API_KEY"),
+            timeout=timeout,
+            max_retries=max_retries,
+        )
 
     def build() -> Backend:
         from evalkit.backends.hf import HFBackend
 
-        return HFBackend(spec.target, dtype=dtype or opts.get("dtype", "auto"),
-                         trust_remote_code=bool(opts.get("trust_remote_code", False)), batch_size=batch_size or 8)
+        return HFBackend(
+            spec.target,
+            dtype=dtype or opts.get("dtype", "auto"),
+            trust_remote_code=bool(opts.get("trust_remote_code", False)),
+            batch_size=batch_size or 8,
+            revision=opts.get("revision"),
+            allow_hub=bool(opts.get("from_config")),
+        )
 
     return build

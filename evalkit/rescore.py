@@ -38,8 +38,9 @@ def sniff_format(path: Path) -> str:
 
 def _sample_from_record(p: Prediction) -> Sample:
     meta = {k: v for k, v in p.meta.items() if k not in ("target", "question")}
-    return Sample(id=p.id, images=(), question=str(p.meta.get("question", "")), target=str(p.meta["target"]),
-                  meta=meta)
+    return Sample(
+        id=p.id, images=(), question=str(p.meta.get("question", "")), target=str(p.meta["target"]), meta=meta
+    )
 
 
 def rescore_records(task: Task, protocol: Protocol, records: list[Prediction]) -> list[Prediction]:
@@ -79,19 +80,28 @@ def rescore_llava(task: Task, protocol: Protocol, path: Path, samples: list[Samp
         if len(candidates) > 1:
             prompt = str(obj.get("prompt", ""))
             candidates = [s for s in candidates if variant.prompt(s) == prompt] or [
-                s for s in candidates if s.question.split("Please answer")[0].strip() in prompt]
+                s for s in candidates if s.question.split("Please answer")[0].strip() in prompt
+            ]
         if len(candidates) != 1:
-            raise InputError(f"{path}:{number}: question_id {qid!r} matches {len(candidates)} samples of {task.name}")
+            raise InputError(
+                f"{path}:{number}: question_id {qid!r} matches {len(candidates)} samples of {task.name}"
+            )
         sample = candidates[0]
         if sample.id in out:
             raise InputError(f"{path}:{number}: a second answer for sample {sample.id!r}")
-        out[sample.id] = make_prediction(task, variant, protocol, sample, str(obj.get("prompt", "")), obj["text"])
+        out[sample.id] = make_prediction(
+            task, variant, protocol, sample, str(obj.get("prompt", "")), obj["text"]
+        )
     return list(out.values())
 
 
-def load_and_rescore(task: Task, protocol: Protocol, path: Path, samples: list[Sample] | None) -> list[Prediction]:
+def load_and_rescore(
+    task: Task, protocol: Protocol, path: Path, samples: list[Sample] | None
+) -> list[Prediction]:
     if sniff_format(path) == "evalkit":
         return rescore_records(task, protocol, read_predictions(path))
     if samples is None:
-        raise InputError(f"{path}: LLaVA answer files carry no targets; give --data-root to match the task data")
+        raise InputError(
+            f"{path}: LLaVA answer files carry no targets; give --data-root to match the task data"
+        )
     return rescore_llava(task, protocol, path, samples)

@@ -27,8 +27,18 @@ from evalkit.data.readers import Dataset, Sample
 from evalkit.errors import ConfigError
 from evalkit.protocols import Protocol
 from evalkit.records import (
-    MANIFEST, METRICS, PREDICTIONS, DataInfo, Manifest, Prediction, PredictionWriter, RunRecord, atomic_write,
-    read_predictions, read_run_record, rewrite_predictions,
+    MANIFEST,
+    METRICS,
+    PREDICTIONS,
+    DataInfo,
+    Manifest,
+    Prediction,
+    PredictionWriter,
+    RunRecord,
+    atomic_write,
+    read_predictions,
+    read_run_record,
+    rewrite_predictions,
 )
 from evalkit.task import Task, Variant
 
@@ -73,8 +83,14 @@ def now() -> str:
 
 def git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(evalkit.__file__).parent, capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(evalkit.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -94,16 +110,32 @@ def prepare_output(protocol: Protocol, output: str) -> str:
     return output.strip() if protocol.strip_output else output
 
 
-def make_prediction(task: Task, variant: Variant, protocol: Protocol, sample: Sample, prompt: str,
-                    output: str | Failure) -> Prediction:
+def make_prediction(
+    task: Task, variant: Variant, protocol: Protocol, sample: Sample, prompt: str, output: str | Failure
+) -> Prediction:
     """Score one outcome into a record; a failure is a wrong answer that carries its reason."""
     meta = task.sample_meta(sample)
     if isinstance(output, Failure):
-        return Prediction(id=sample.id, prompt=prompt, output="", answer=None, score=0.0, parse="failed",
-                          meta=meta, error=output.reason)
+        return Prediction(
+            id=sample.id,
+            prompt=prompt,
+            output="",
+            answer=None,
+            score=0.0,
+            parse="failed",
+            meta=meta,
+            error=output.reason,
+        )
     scored = variant.score(prepare_output(protocol, output), sample)
-    return Prediction(id=sample.id, prompt=prompt, output=output, answer=scored.answer, score=scored.score,
-                      parse=scored.parse, meta=meta)
+    return Prediction(
+        id=sample.id,
+        prompt=prompt,
+        output=output,
+        answer=scored.answer,
+        score=scored.score,
+        parse=scored.parse,
+        meta=meta,
+    )
 
 
 def _load_images(sample: Sample, mode: str, pad: tuple[int, int, int]) -> list[Image.Image]:
@@ -135,11 +167,20 @@ class _Pipeline:
     def _prepare(self, samples: list[Sample]) -> _Batch:
         prompts = {s.id: self.variant.prompt(s) for s in samples}
         pad = self.backend.pad_colour
-        loaded = list(self.images.map(lambda s: _try_images(s, self.variant.image_mode, pad), samples))
+        mode = self.backend.image_mode(self.variant.image_mode)
+        loaded = list(self.images.map(lambda s: _try_images(s, mode, pad), samples))
         failures = {s.id: r for s, r in zip(samples, loaded, strict=True) if isinstance(r, Failure)}
-        requests = [Request(id=s.id, images=r, prompt=prompts[s.id], max_new_tokens=self.variant.max_new_tokens,
-                            template=self.template)
-                    for s, r in zip(samples, loaded, strict=True) if not isinstance(r, Failure)]
+        requests = [
+            Request(
+                id=s.id,
+                images=r,
+                prompt=prompts[s.id],
+                max_new_tokens=self.variant.max_new_tokens,
+                template=self.template,
+            )
+            for s, r in zip(samples, loaded, strict=True)
+            if not isinstance(r, Failure)
+        ]
         prepared = self.backend.prepare(requests) if requests else None
         return _Batch(samples, prompts, failures, requests, prepared)
 
@@ -152,7 +193,9 @@ class _Pipeline:
                 future = self.ahead.submit(self._prepare, batches[i + 1]) if i + 1 < len(batches) else None
                 outputs = self.backend.generate(batch.prepared) if batch.requests else []
                 if len(outputs) != len(batch.requests):
-                    raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(batch.requests)} requests")
+                    raise RuntimeError(
+                        f"backend returned {len(outputs)} outputs for {len(batch.requests)} requests"
+                    )
                 yield batch, outputs
         finally:
             self.ahead.shutdown(wait=True, cancel_futures=True)
@@ -181,10 +224,13 @@ def _check_manifest(path: Path, manifest: Manifest) -> None:
         if getattr(old, field) != getattr(manifest, field):
             raise ConfigError(
                 f"{path.parent}: existing predictions were made with {field}={getattr(old, field)!r}, "
-                f"this run has {getattr(manifest, field)!r}; use another --name/--output or remove the folder")
+                f"this run has {getattr(manifest, field)!r}; use another --name/--output or remove the folder"
+            )
 
 
-def run_task(task: Task, settings: RunSettings, backend: LazyBackend, progress: Progress | None = None) -> RunRecord:
+def run_task(
+    task: Task, settings: RunSettings, backend: LazyBackend, progress: Progress | None = None
+) -> RunRecord:
     """Run (or finish) one task and write its metrics; returns the run record."""
     protocol = settings.protocol
     variant = task.variant(protocol.name)
@@ -192,11 +238,24 @@ def run_task(task: Task, settings: RunSettings, backend: LazyBackend, progress: 
     samples = select(dataset, settings.limit)
     out_dir = settings.output / settings.name / task.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    generation = {"max_new_tokens": variant.max_new_tokens, "do_sample": False, "num_beams": 1,
-                  "temperature": 0.0, "template": protocol.template or "model chat template",
-                  "image_mode": variant.image_mode}
-    _check_manifest(out_dir / MANIFEST, Manifest(task=task.name, task_version=task.version,
-                                                 protocol=protocol.name, model=settings.model, generation=generation))
+    generation = {
+        "max_new_tokens": variant.max_new_tokens,
+        "do_sample": False,
+        "num_beams": 1,
+        "temperature": 0.0,
+        "template": protocol.template or "model chat template",
+        "image_mode": variant.image_mode,
+    }
+    _check_manifest(
+        out_dir / MANIFEST,
+        Manifest(
+            task=task.name,
+            task_version=task.version,
+            protocol=protocol.name,
+            model=settings.model,
+            generation=generation,
+        ),
+    )
     pred_path = out_dir / PREDICTIONS
     existing = read_predictions(pred_path, repair=True)
     kept = _dedupe(p for p in existing if not p.failed)
@@ -223,8 +282,10 @@ def run_task(task: Task, settings: RunSettings, backend: LazyBackend, progress: 
             for batch, outputs in pipeline.run(_batches(pending, variant, size)):
                 by_id: dict[str, str | Failure] = dict(batch.failures)
                 by_id.update({r.id: o for r, o in zip(batch.requests, outputs, strict=True)})
-                records = [make_prediction(task, variant, protocol, s, batch.prompts[s.id], by_id[s.id])
-                           for s in batch.samples]
+                records = [
+                    make_prediction(task, variant, protocol, s, batch.prompts[s.id], by_id[s.id])
+                    for s in batch.samples
+                ]
                 writer.write(records)
                 done.update((p.id, p) for p in records)
                 if progress:
@@ -232,14 +293,22 @@ def run_task(task: Task, settings: RunSettings, backend: LazyBackend, progress: 
     seconds = time.perf_counter() - started
     predictions = [done[s.id] for s in samples]
     record = RunRecord(
-        task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
+        task=task.name,
+        task_version=task.version,
+        protocol=protocol.name,
+        model=settings.model,
         model_config=backend.get().describe() if backend.loaded else {"model": settings.model},
         generation=generation | {"batch_size": backend.batch_size or "backend default"},
-        evalkit_version=evalkit.__version__, git_sha=git_sha(),
+        evalkit_version=evalkit.__version__,
+        git_sha=git_sha(),
         data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
-        n=len(predictions), started=now() if not pending else _iso_ago(seconds), finished=now(),
-        seconds=round(seconds, 3), samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
-        metrics=task.aggregate(predictions), primary=task.primary,
+        n=len(predictions),
+        started=now() if not pending else _iso_ago(seconds),
+        finished=now(),
+        seconds=round(seconds, 3),
+        samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
+        metrics=task.aggregate(predictions),
+        primary=task.primary,
     )
     atomic_write(metrics_path, record.dump())
     return record

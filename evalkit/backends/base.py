@@ -45,6 +45,10 @@ class Backend:
         """Background for the `pad` image mode."""
         return CLIP_MEAN_RGB
 
+    def image_mode(self, requested: str) -> str:
+        """The image mode actually applied for a protocol's request (a backend may know better)."""
+        return requested
+
     def prepare(self, batch: list[Request]) -> Any:
         """CPU-side preparation run ahead of `generate` in a worker thread (default: nothing)."""
         return batch

@@ -17,6 +17,9 @@ from evalkit.errors import ConfigError
 from evalkit.protocols import render_template
 
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+# Models whose processor tiles images at their own aspect ratio (LLaVA-1.6 "anyres"): LLaVA's own pipeline
+# does not pad these to a square, so the protocol's `pad` mode becomes `native` for them.
+ANYRES_MODEL_TYPES = frozenset({"llava_next", "llava_onevision"})
 
 
 def pick_device() -> str:
@@ -30,41 +33,71 @@ def pick_device() -> str:
 
 
 class HFBackend(Backend):
-    def __init__(self, checkpoint: str | Path, dtype: str = "auto", device: str | None = None,
-                 trust_remote_code: bool = False, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+        batch_size: int = 8,
+        revision: str | None = None,
+        allow_hub: bool = False,
+    ) -> None:
         import torch
         import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         if dtype not in DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-        path = Path(checkpoint)
-        if not (path / "config.json").exists():
-            raise ConfigError(f"{path}: not a transformers checkpoint folder (no config.json); "
-                              "original LLaVA checkpoints need converting first")
+        path = Path(checkpoint).expanduser()
+        if path.is_dir() and not (path / "config.json").exists():
+            raise ConfigError(
+                f"{path}: not a transformers checkpoint folder (no config.json); "
+                "original LLaVA checkpoints need converting first"
+            )
+        if not path.is_dir() and not allow_hub:
+            raise ConfigError(f"checkpoint folder not found: {path}")
+        # a hub repo id is only taken from a model config (the user's explicit choice to download)
+        source = str(path) if path.is_dir() else str(checkpoint)
+        hub: dict[str, Any] = {} if path.is_dir() else {"revision": revision}
         self.device = device or pick_device()
-        self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        self.processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            path, dtype=torch_dtype, trust_remote_code=trust_remote_code).to(self.device).eval()
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, dtype=torch_dtype, trust_remote_code=trust_remote_code, **hub
+        )
+        self.model = model.to(self.device).eval()
         eos = self.model.generation_config.eos_token_id
         eos = eos if eos is not None else self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
+        )
         self.image_token = getattr(self.processor, "image_token", "<image>")
         self.max_rows: int | None = None
-        super().__init__(name="hf", default_batch_size=batch_size, info={
-            "checkpoint": str(path), "model_type": self.model.config.model_type,
-            "dtype": str(self.model.dtype).removeprefix("torch."), "device": self.device,
-            "transformers": transformers.__version__, "torch": torch.__version__,
-        })
+        super().__init__(
+            name="hf",
+            default_batch_size=batch_size,
+            info={
+                "checkpoint": source,
+                **hub,
+                "model_type": self.model.config.model_type,
+                "dtype": str(self.model.dtype).removeprefix("torch."),
+                "device": self.device,
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+            },
+        )
 
     @property
     def pad_colour(self) -> tuple[int, int, int]:
         mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None)
         return tuple(int(x * 255) for x in mean) if mean else CLIP_MEAN_RGB  # type: ignore[return-value]
+
+    def image_mode(self, requested: str) -> str:
+        return "native" if requested == "pad" and self.model.config.model_type in ANYRES_MODEL_TYPES else requested
 
     def render(self, request: Request) -> str:
         """The full text the model sees: the protocol's template, or the checkpoint's chat template."""
@@ -72,8 +105,9 @@ class HFBackend(Backend):
             return render_template(request.template, request.prompt, len(request.images), self.image_token)
         content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
         content.append({"type": "text", "text": request.prompt})
-        return self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                  add_generation_prompt=True, tokenize=False)
+        return self.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
 
     def prepare(self, batch: list[Request]) -> tuple[dict[str, Any], int]:
         texts = [self.render(r) for r in batch]
@@ -107,14 +141,30 @@ class HFBackend(Backend):
         import torch
 
         dtype = self.model.dtype
-        moved = {k: (v.to(self.device, dtype=dtype, non_blocking=True) if v.is_floating_point()
-                     else v.to(self.device, non_blocking=True)) for k, v in inputs.items()}
+        moved = {
+            k: (
+                v.to(self.device, dtype=dtype, non_blocking=True)
+                if v.is_floating_point()
+                else v.to(self.device, non_blocking=True)
+            )
+            for k, v in inputs.items()
+        }
         with torch.inference_mode():
-            out = self.model.generate(**moved, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
-                                      temperature=None, top_p=None, top_k=None, pad_token_id=self.pad_id)
-        new_tokens = out[:, moved["input_ids"].shape[1]:].cpu().tolist()
-        return [self.tokenizer.decode(_cut_at_eos(ids, self.eos_ids), skip_special_tokens=True)
-                for ids in new_tokens]
+            out = self.model.generate(
+                **moved,
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=max_new_tokens,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.pad_id,
+            )
+        new_tokens = out[:, moved["input_ids"].shape[1] :].cpu().tolist()
+        return [
+            self.tokenizer.decode(_cut_at_eos(ids, self.eos_ids), skip_special_tokens=True)
+            for ids in new_tokens
+        ]
 
 
 def _cut_at_eos(ids: list[int], eos_ids: set[int]) -> list[int]:

@@ -29,8 +29,9 @@ def data_url(image: Image.Image) -> str:
 
 
 def chat_messages(request: Request) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": data_url(img)}}
-                                     for img in request.images]
+    content: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": data_url(img)}} for img in request.images
+    ]
     content.append({"type": "text", "text": request.prompt})
     return [{"role": "user", "content": content}]
 
@@ -40,8 +41,15 @@ def scrub(text: str, secret: str | None) -> str:
 
 
 class OpenAIBackend(Backend):
-    def __init__(self, model: str, base_url: str | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-                 timeout: float = 120.0, max_retries: int = 5, api_key_env: str = "OPENAI_API_KEY") -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        api_key_env: str = "OPENAI_API_KEY",
+    ) -> None:
         import openai
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
@@ -50,12 +58,21 @@ class OpenAIBackend(Backend):
         self._key = os.environ.get(api_key_env) or "EMPTY"  # local servers accept any key
         self.model = model
         self.concurrency = max(1, concurrency)
-        self.client = openai.OpenAI(api_key=self._key, base_url=base_url, timeout=timeout,
-                                    max_retries=max_retries)
+        self.client = openai.OpenAI(
+            api_key=self._key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evalkit-openai")
-        super().__init__(name="openai", default_batch_size=4 * self.concurrency,
-                         info={"model": model, "base_url": base_url, "timeout": timeout,
-                               "max_retries": max_retries, "concurrency": self.concurrency})
+        super().__init__(
+            name="openai",
+            default_batch_size=4 * self.concurrency,
+            info={
+                "model": model,
+                "base_url": base_url,
+                "timeout": timeout,
+                "max_retries": max_retries,
+                "concurrency": self.concurrency,
+            },
+        )
 
     def prepare(self, batch: list[Request]) -> list[tuple[Request, list[dict[str, Any]]]]:
         return [(r, chat_messages(r)) for r in batch]
@@ -66,7 +83,8 @@ class OpenAIBackend(Backend):
         request, messages = item
         try:
             response = self.client.chat.completions.create(
-                model=self.model, messages=messages, temperature=0.0, max_tokens=request.max_new_tokens)
+                model=self.model, messages=messages, temperature=0.0, max_tokens=request.max_new_tokens
+            )
         except openai.APIStatusError as exc:
             return Failure(scrub(f"HTTP {exc.status_code} from endpoint: {exc.message}", self._key))
         except openai.APITimeoutError:

@@ -38,8 +38,14 @@ def export_mme(run_task_dir: Path, out: Path) -> list[Path]:
     for subtask, preds in sorted(by_subtask.items()):
         preds.sort(key=lambda p: (p.meta["image_id"], p.id))
         lines = [
-            "\t".join([p.meta["image_id"].rsplit("/", 1)[-1], p.meta["question"], p.meta["target"].capitalize(),
-                       _one_line(p.output.strip())])
+            "\t".join(
+                [
+                    p.meta["image_id"].rsplit("/", 1)[-1],
+                    p.meta["question"],
+                    p.meta["target"].capitalize(),
+                    _one_line(p.output.strip()),
+                ]
+            )
             for p in preds
         ]
         path = out / f"{subtask}.txt"

@@ -16,8 +16,17 @@ def collect(results: Path) -> pd.DataFrame:
     for path, record in iter_run_records(results):
         model = path.parent.parent.name
         for key, value in record.metrics.items():
-            rows.append({"model": model, "task": record.task, "protocol": record.protocol, "metric": key,
-                         "value": value, "primary": key == record.primary, "n": record.n})
+            rows.append(
+                {
+                    "model": model,
+                    "task": record.task,
+                    "protocol": record.protocol,
+                    "metric": key,
+                    "value": value,
+                    "primary": key == record.primary,
+                    "n": record.n,
+                }
+            )
     if not rows:
         raise InputError(f"no <model>/<task>/metrics.json files under {results}")
     return pd.DataFrame(rows)
@@ -32,7 +41,9 @@ def wide(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def long(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[["model", "task", "protocol", "metric", "value", "n"]].sort_values(["model", "task", "metric"])
+    return frame[["model", "task", "protocol", "metric", "value", "n"]].sort_values(
+        ["model", "task", "metric"]
+    )
 
 
 def fmt(value: object) -> str:
