@@ -91,7 +91,12 @@ def require_keys(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None
 
 
 def parquet_files(folder: Path) -> list[Path]:
-    """The parquet files of a local HF snapshot below `folder` (any depth), in name order."""
+    """The parquet files of a local HF snapshot below `folder`, in name order. When the snapshot has a
+    `data/` folder (the default config, what `load_dataset(repo)` reads) only that is used: other
+    configs of the same dataset (e.g. lmms-lab/POPE's `Full/`) repeat its rows."""
+    default = folder / "data"
+    if default.is_dir() and (files := sorted(p for p in default.rglob("*.parquet") if p.is_file())):
+        return files
     return sorted(p for p in folder.rglob("*.parquet") if p.is_file())
 
 

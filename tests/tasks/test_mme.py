@@ -23,7 +23,10 @@ def test_release_layouts_read(tmp_path: Path) -> None:
     by_id = {s.id: s for s in ds.samples}
     nested = by_id["artwork/images/10002.jpg#0"]  # images/ + questions_answers_YN/ layout
     flat = by_id["code_reasoning/0020.png#1"]  # image next to its txt
-    assert nested.target == "yes" and nested.meta == {"category": "artwork", "image_id": "artwork/images/10002.jpg"}
+    assert nested.target == "yes" and nested.meta == {
+        "category": "artwork",
+        "image_id": "artwork/images/10002.jpg",
+    }
     assert Path(nested.images[0].path).name == "10002.jpg"
     assert flat.target == "no" and Path(flat.images[0].path).name == "0020.png"
     assert flat.question == "Is the image blue? Please answer yes or no."
@@ -48,7 +51,11 @@ def test_prompts_per_protocol(tmp_path: Path) -> None:
     # lmms-eval removes " Please answer yes or no." (one space), leaving the other space in place
     assert MME.variant("lmms-eval").prompt(double) == "Is the image red? " + short
     single = by_id["existence/000000006040.png#0"]
-    assert MME.variant("llava").prompt(single) == MME.variant("lmms-eval").prompt(single) == "Is the image red?" + short
+    assert (
+        MME.variant("llava").prompt(single)
+        == MME.variant("lmms-eval").prompt(single)
+        == "Is the image red?" + short
+    )
     assert (MME.variant("llava").max_new_tokens, MME.variant("lmms-eval").max_new_tokens) == (128, 16)
     assert MME.variant("llava").image_mode == "pad"
 
@@ -69,21 +76,32 @@ def test_missing_image_becomes_a_sample_error(tmp_path: Path) -> None:
 
 
 def _pred(sid: str, subtask: str, image: str, correct: bool, parsed: bool = True) -> Prediction:
-    return Prediction(id=sid, prompt="", output="", answer="yes" if parsed else None, score=float(correct),
-                      parse="exact" if parsed else "unparsed", meta={"category": subtask, "image_id": image,
-                                                                     "target": "yes", "question": ""})
+    return Prediction(
+        id=sid,
+        prompt="",
+        output="",
+        answer="yes" if parsed else None,
+        score=float(correct),
+        parse="exact" if parsed else "unparsed",
+        meta={"category": subtask, "image_id": image, "target": "yes", "question": ""},
+    )
 
 
 def test_aggregate_by_hand() -> None:
     preds = [
         # existence: A both right, B one right, C unparsed + right -> acc 4/6, acc+ 1/3
-        _pred("e/A#0", "existence", "e/A", True), _pred("e/A#1", "existence", "e/A", True),
-        _pred("e/B#0", "existence", "e/B", True), _pred("e/B#1", "existence", "e/B", False),
-        _pred("e/C#0", "existence", "e/C", False, parsed=False), _pred("e/C#1", "existence", "e/C", True),
+        _pred("e/A#0", "existence", "e/A", True),
+        _pred("e/A#1", "existence", "e/A", True),
+        _pred("e/B#0", "existence", "e/B", True),
+        _pred("e/B#1", "existence", "e/B", False),
+        _pred("e/C#0", "existence", "e/C", False, parsed=False),
+        _pred("e/C#1", "existence", "e/C", True),
         # OCR (perception, lower-cased key): both images fully right -> 100 + 100
-        _pred("o/D#0", "OCR", "o/D", True), _pred("o/D#1", "OCR", "o/D", True),
+        _pred("o/D#0", "OCR", "o/D", True),
+        _pred("o/D#1", "OCR", "o/D", True),
         # code_reasoning (cognition): one of two right -> acc 50, acc+ 0
-        _pred("c/E#0", "code_reasoning", "c/E", True), _pred("c/E#1", "code_reasoning", "c/E", False),
+        _pred("c/E#0", "code_reasoning", "c/E", True),
+        _pred("c/E#1", "code_reasoning", "c/E", False),
     ]
     expected_existence = 400 / 6 + 100 / 3  # 66.667 + 33.333 = 100.0
     for order in range(5):  # pairs split and shuffled (as across batches) give the same numbers
