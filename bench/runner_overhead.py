@@ -23,15 +23,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evalkit.backends.base import Request  # noqa: E402
-from evalkit.backends.hf import HFBackend  # noqa: E402
-from evalkit.data.images import expand_to_square, load_image  # noqa: E402
-from evalkit.demo.tiny_model import COLOURS, build_tiny_llava, colour_image  # noqa: E402
-from evalkit.protocols import get_protocol  # noqa: E402
-from evalkit.records import Prediction  # noqa: E402
-from evalkit.registry import get_task  # noqa: E402
-from evalkit.runner import LazyBackend, RunSettings, run_task  # noqa: E402
-from evalkit.task import Task, Variant  # noqa: E402
+from evalkit.backends.base import Request
+from evalkit.backends.hf import HFBackend
+from evalkit.data.images import expand_to_square, load_image
+from evalkit.demo.tiny_model import COLOURS, build_tiny_llava, colour_image
+from evalkit.protocols import get_protocol
+from evalkit.records import Prediction
+from evalkit.registry import get_task
+from evalkit.runner import LazyBackend, RunSettings, run_task
+from evalkit.task import Task, Variant
 
 
 def write_pope(root: Path, n: int) -> None:
@@ -43,8 +43,14 @@ def write_pope(root: Path, n: int) -> None:
         colour, asked = names[i % 4], names[(i * 7) % 4]
         image = f"COCO_val2014_{i:012d}.jpg"
         colour_image(colour, seed=i, size=48).save(root / "coco" / "val2014" / image)
-        rows.append({"question_id": i, "image": image, "text": f"Is the image {asked}?" + " really" * (i % 5),
-                     "label": "yes" if colour == asked else "no"})
+        rows.append(
+            {
+                "question_id": i,
+                "image": image,
+                "text": f"Is the image {asked}?" + " really" * (i % 5),
+                "label": "yes" if colour == asked else "no",
+            }
+        )
     (root / "pope" / "coco_pope_random.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -61,8 +67,16 @@ def bare_loop(backend: HFBackend, task: Task, root: Path, size: int) -> float:
     batches = []
     for i in range(0, len(samples), size):
         chunk = samples[i : i + size]
-        requests = [Request(s.id, [expand_to_square(load_image(s.images[0]), backend.pad_colour)], variant.prompt(s),
-                            variant.max_new_tokens, "vicuna_v1") for s in chunk]
+        requests = [
+            Request(
+                s.id,
+                [expand_to_square(load_image(s.images[0]), backend.pad_colour)],
+                variant.prompt(s),
+                variant.max_new_tokens,
+                "vicuna_v1",
+            )
+            for s in chunk
+        ]
         batches.append(backend.prepare(requests))
     start = time.perf_counter()
     for prepared in batches:
@@ -71,7 +85,9 @@ def bare_loop(backend: HFBackend, task: Task, root: Path, size: int) -> float:
 
 
 def runner(backend: HFBackend, task: Task, root: Path, size: int, out: Path) -> float:
-    settings = RunSettings(name=f"bs{size}", model="tiny", protocol=get_protocol("llava"), data_root=root, output=out)
+    settings = RunSettings(
+        name=f"bs{size}", model="tiny", protocol=get_protocol("llava"), data_root=root, output=out
+    )
     start = time.perf_counter()
     record = run_task(task, settings, LazyBackend(lambda: backend, batch_size=size))
     return record.n / (time.perf_counter() - start)
@@ -79,12 +95,32 @@ def runner(backend: HFBackend, task: Task, root: Path, size: int, out: Path) -> 
 
 def scorer_speed(n: int) -> tuple[float, float]:
     rng = random.Random(0)
-    pope = [Prediction(id=f"{s}/{i}", prompt="", output="", answer=rng.choice(["yes", "no", None]), score=1.0,
-                       parse="x", meta={"category": s, "target": rng.choice(["yes", "no"])})
-            for i in range(n // 3) for s in ("adversarial", "popular", "random")]
-    mme = [Prediction(id=f"{i}#{k}", prompt="", output="", answer="yes", score=float(rng.random() < 0.7), parse="x",
-                      meta={"category": ["existence", "OCR", "code_reasoning"][i % 3], "image_id": str(i)})
-           for i in range(n // 2) for k in (0, 1)]
+    pope = [
+        Prediction(
+            id=f"{s}/{i}",
+            prompt="",
+            output="",
+            answer=rng.choice(["yes", "no", None]),
+            score=1.0,
+            parse="x",
+            meta={"category": s, "target": rng.choice(["yes", "no"])},
+        )
+        for i in range(n // 3)
+        for s in ("adversarial", "popular", "random")
+    ]
+    mme = [
+        Prediction(
+            id=f"{i}#{k}",
+            prompt="",
+            output="",
+            answer="yes",
+            score=float(rng.random() < 0.7),
+            parse="x",
+            meta={"category": ["existence", "OCR", "code_reasoning"][i % 3], "image_id": str(i)},
+        )
+        for i in range(n // 2)
+        for k in (0, 1)
+    ]
     out = []
     for task, preds in ((get_task("pope"), pope), (get_task("mme"), mme)):
         start = time.perf_counter()
@@ -105,8 +141,10 @@ def main() -> None:
         write_pope(tmp / "data", args.samples)
         task = with_tokens(get_task("pope"), "llava", args.new_tokens)
         runner(backend, task, tmp / "data", 8, tmp / "warmup")  # warm-up (allocator, first-call costs)
-        print(f"tiny LLaVA, {args.samples} POPE samples, {args.new_tokens} new tokens, "
-              f"torch threads {torch.get_num_threads()}")
+        print(
+            f"tiny LLaVA, {args.samples} POPE samples, {args.new_tokens} new tokens, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         print("batch  bare generate/s  runner/s  runner/bare  runner vs bs1")
         base = None
         for size in (1, 8, 32, 64):

@@ -34,14 +34,36 @@ def colour_reply(body: dict) -> str:
     return "Yes" if asked == seen_colour(body) else "No"
 
 
-def evalkit(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evalkit.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+def evalkit(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "evalkit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
-def run_args(server: FakeOpenAIServer, root: Path, out: Path, tasks: str = "mme,pope", *extra: str) -> list[str]:
-    return ["run", "--model", "openai:tiny-test", "--tasks", tasks, "--data-root", str(root), "--output", str(out),
-            "--base-url", server.base_url, *extra]
+def run_args(
+    server: FakeOpenAIServer, root: Path, out: Path, tasks: str = "mme,pope", *extra: str
+) -> list[str]:
+    return [
+        "run",
+        "--model",
+        "openai:tiny-test",
+        "--tasks",
+        tasks,
+        "--data-root",
+        str(root),
+        "--output",
+        str(out),
+        "--base-url",
+        server.base_url,
+        *extra,
+    ]
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -58,8 +80,9 @@ def data_root(tmp_path: Path) -> Path:
 
 def test_run_records_prompts_images_and_metrics(data_root: Path, tmp_path: Path) -> None:
     with FakeOpenAIServer(colour_reply) as server:
-        result = evalkit(*run_args(server, data_root, tmp_path / "out"),
-                         env={"OPENAI_API_KEY": "sk-secret-test-key-123"})
+        result = evalkit(
+            *run_args(server, data_root, tmp_path / "out"), env={"OPENAI_API_KEY": "sk-secret-test-key-123"}
+        )
         assert result.returncode == 0, result.stderr
         bodies = server.bodies
     assert len(bodies) == 14 + 10
@@ -99,7 +122,9 @@ def test_retries_failures_and_retry_on_next_run(data_root: Path, tmp_path: Path)
         result = evalkit(*run_args(server, data_root, tmp_path / "out", "mme", "--concurrency", "4"))
         assert result.returncode == 0, result.stderr
         metrics = json.loads((tmp_path / "out" / "tiny-test" / "mme" / "metrics.json").read_text())["metrics"]
-        failed = [r for r in load_jsonl(tmp_path / "out" / "tiny-test" / "mme" / "predictions.jsonl") if r["error"]]
+        failed = [
+            r for r in load_jsonl(tmp_path / "out" / "tiny-test" / "mme" / "predictions.jsonl") if r["error"]
+        ]
         assert metrics["failed"] == len(failed) == 2  # the two yellow questions, counted and wrong
         assert all("HTTP 500" in r["error"] and r["score"] == 0 for r in failed)
         assert metrics["perception"] < 800.0
@@ -119,12 +144,17 @@ def test_stalled_request_times_out_and_is_counted(data_root: Path, tmp_path: Pat
     with FakeOpenAIServer(colour_reply) as server:
         server.stall_when(prompt_contains("Is the image yellow?"), seconds=30, times=None)
         start = time.monotonic()
-        result = evalkit(*run_args(server, data_root, tmp_path / "out", "pope", "--request-timeout", "0.5",
-                                   "--max-retries", "1"))
+        result = evalkit(
+            *run_args(
+                server, data_root, tmp_path / "out", "pope", "--request-timeout", "0.5", "--max-retries", "1"
+            )
+        )
         assert result.returncode == 0, result.stderr
         assert time.monotonic() - start < 25
     metrics = json.loads((tmp_path / "out" / "tiny-test" / "pope" / "metrics.json").read_text())["metrics"]
-    stalled = [r for r in load_jsonl(tmp_path / "out" / "tiny-test" / "pope" / "predictions.jsonl") if r["error"]]
+    stalled = [
+        r for r in load_jsonl(tmp_path / "out" / "tiny-test" / "pope" / "predictions.jsonl") if r["error"]
+    ]
     assert metrics["failed"] == len(stalled) >= 1
     assert all("timed out" in r["error"] for r in stalled)
 
@@ -151,8 +181,14 @@ def test_kill_and_resume_gives_every_sample_once_and_same_metrics(data_root: Pat
     with FakeOpenAIServer(colour_reply) as server:
         assert evalkit(*run_args(server, data_root, tmp_path / "ref")).returncode == 0
         server.latency = 0.2
-        args = [sys.executable, "-m", "evalkit.cli", *run_args(server, data_root, tmp_path / "out", "mme,pope",
-                                                               "--batch-size", "2", "--concurrency", "1")]
+        args = [
+            sys.executable,
+            "-m",
+            "evalkit.cli",
+            *run_args(
+                server, data_root, tmp_path / "out", "mme,pope", "--batch-size", "2", "--concurrency", "1"
+            ),
+        ]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         preds = tmp_path / "out" / "tiny-test" / "mme" / "predictions.jsonl"
         deadline = time.monotonic() + 30
@@ -178,8 +214,19 @@ def test_finished_tasks_do_not_reach_the_backend(data_root: Path, tmp_path: Path
         assert evalkit(*run_args(server, data_root, tmp_path / "out")).returncode == 0
         calls = server.calls
     # the server is gone: a finished run must not need it (nor build a client)
-    again = evalkit("run", "--model", "openai:tiny-test", "--tasks", "mme,pope", "--data-root", str(data_root),
-                    "--output", str(tmp_path / "out"), "--base-url", "http://127.0.0.1:9/v1")
+    again = evalkit(
+        "run",
+        "--model",
+        "openai:tiny-test",
+        "--tasks",
+        "mme,pope",
+        "--data-root",
+        str(data_root),
+        "--output",
+        str(tmp_path / "out"),
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
     assert again.returncode == 0, again.stderr
     assert calls == 24
 
@@ -192,17 +239,37 @@ def test_protocol_mismatch_on_resume_is_refused(data_root: Path, tmp_path: Path)
     assert "protocol" in other.stderr and "Traceback" not in other.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--tasks", "nope"], "unknown task 'nope'"),
-    (["--tasks", "mme", "--protocol", "xtuner"], "unknown protocol 'xtuner'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tasks", "nope"], "unknown task 'nope'"),
+        (["--tasks", "mme", "--protocol", "xtuner"], "unknown protocol 'xtuner'"),
+    ],
+)
 def test_bad_arguments_give_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    result = evalkit("run", "--model", "openai:x", "--data-root", str(tmp_path), "--base-url", "http://127.0.0.1:9/v1",
-                     *args)
+    result = evalkit(
+        "run",
+        "--model",
+        "openai:x",
+        "--data-root",
+        str(tmp_path),
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        *args,
+    )
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_data_folder_is_named(tmp_path: Path) -> None:
-    result = evalkit("run", "--model", "openai:x", "--tasks", "pope", "--data-root", str(tmp_path),
-                     "--base-url", "http://127.0.0.1:9/v1")
+    result = evalkit(
+        "run",
+        "--model",
+        "openai:x",
+        "--tasks",
+        "pope",
+        "--data-root",
+        str(tmp_path),
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
     assert result.returncode == 2 and str(tmp_path / "pope") in result.stderr

@@ -21,11 +21,22 @@ def test_config_drives_backend_endpoint_and_protocol(tmp_path: Path) -> None:
     with FakeOpenAIServer(colour_reply) as server:
         base_url = server.base_url
         (configs / "served.yaml").write_text(
-            f"backend: openai\nmodel: served-model\nbase_url: {server.base_url}\nprotocol: lmms-eval\n")
+            f"backend: openai\nmodel: served-model\nbase_url: {server.base_url}\nprotocol: lmms-eval\n"
+        )
         listed = evalkit("list", "models", env={"EVALKIT_CONFIGS": str(tmp_path / "cfg")})
         assert "served" in listed.stdout
-        result = evalkit("run", "--model", "served", "--tasks", "pope", "--data-root", str(tmp_path / "data"),
-                         "--output", str(tmp_path / "out"), env={"EVALKIT_CONFIGS": str(tmp_path / "cfg")})
+        result = evalkit(
+            "run",
+            "--model",
+            "served",
+            "--tasks",
+            "pope",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--output",
+            str(tmp_path / "out"),
+            env={"EVALKIT_CONFIGS": str(tmp_path / "cfg")},
+        )
         assert result.returncode == 0, result.stderr
         assert {b["model"] for b in server.bodies} == {"served-model"}
     record = json.loads((tmp_path / "out" / "served" / "pope" / "metrics.json").read_text())

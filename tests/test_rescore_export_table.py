@@ -52,7 +52,15 @@ def official_mme_scores(folder: Path) -> dict[str, float]:
             for line in lines[i : i + 2]:
                 _, _, gt, pred = line.split("\t")
                 gt, pred = gt.lower(), pred.lower()
-                label = pred if pred in ("yes", "no") else "yes" if "yes" in pred[:4] else "no" if "no" in pred[:4] else "other"
+                label = (
+                    pred
+                    if pred in ("yes", "no")
+                    else "yes"
+                    if "yes" in pred[:4]
+                    else "no"
+                    if "no" in pred[:4]
+                    else "other"
+                )
                 gts.append(gt)
                 preds.append(label)
                 right += gt == label
@@ -61,7 +69,9 @@ def official_mme_scores(folder: Path) -> dict[str, float]:
     return scores
 
 
-def test_mme_export_scored_by_the_official_algorithm_matches(run_dir: tuple[Path, Path], tmp_path: Path) -> None:
+def test_mme_export_scored_by_the_official_algorithm_matches(
+    run_dir: tuple[Path, Path], tmp_path: Path
+) -> None:
     _, run = run_dir
     result = evalkit("export", "mme", str(run / "mme"), "--out", str(tmp_path / "mme_txt"))
     assert result.returncode == 0, result.stderr
@@ -72,7 +82,7 @@ def test_mme_export_scored_by_the_official_algorithm_matches(run_dir: tuple[Path
     metrics = json.loads((run / "mme" / "metrics.json").read_text())["metrics"]
     official = official_mme_scores(tmp_path / "mme_txt")
     assert official  # non-trivial: the replies give a mix of right, wrong and unparsed
-    assert 0 < metrics["unparsed"] and metrics["perception"] < 800
+    assert metrics["unparsed"] > 0 and metrics["perception"] < 800
     for subtask, value in official.items():
         assert metrics[subtask] == pytest.approx(value, abs=1e-6), subtask
 
@@ -88,8 +98,13 @@ def official_pope(answers: list[dict], labels: list[str]) -> dict[str, float]:
     tn = sum(p == "no" and g == "no" for p, g in zip(preds, labels, strict=True))
     fn = sum(p == "no" and g == "yes" for p, g in zip(preds, labels, strict=True))
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    return {"accuracy": 100 * (tp + tn) / len(preds), "precision": 100 * precision, "recall": 100 * recall,
-            "f1": 100 * 2 * precision * recall / (precision + recall), "yes_ratio": 100 * preds.count("yes") / len(preds)}
+    return {
+        "accuracy": 100 * (tp + tn) / len(preds),
+        "precision": 100 * precision,
+        "recall": 100 * recall,
+        "f1": 100 * 2 * precision * recall / (precision + recall),
+        "yes_ratio": 100 * preds.count("yes") / len(preds),
+    }
 
 
 def test_llava_answer_files_rescore_to_the_same_metrics(run_dir: tuple[Path, Path], tmp_path: Path) -> None:
@@ -97,29 +112,61 @@ def test_llava_answer_files_rescore_to_the_same_metrics(run_dir: tuple[Path, Pat
     offsets = {"adversarial": 0, "random": 10_000_000, "popular": 20_000_000}
     # POPE in LLaVA's layout: global question ids, one answers file
     pope_records = load_jsonl(run / "pope" / "predictions.jsonl")
-    answers = [{"question_id": offsets[r["meta"]["category"]] + int(r["id"].split("/")[1]), "prompt": r["prompt"],
-                "text": r["output"].strip(), "model_id": "x"} for r in pope_records]
+    answers = [
+        {
+            "question_id": offsets[r["meta"]["category"]] + int(r["id"].split("/")[1]),
+            "prompt": r["prompt"],
+            "text": r["output"].strip(),
+            "model_id": "x",
+        }
+        for r in pope_records
+    ]
     (tmp_path / "pope.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
-    result = evalkit("score", "--task", "pope", "--predictions", str(tmp_path / "pope.jsonl"), "--data-root", str(root),
-                     "--output", str(tmp_path / "pope_scores"))
+    result = evalkit(
+        "score",
+        "--task",
+        "pope",
+        "--predictions",
+        str(tmp_path / "pope.jsonl"),
+        "--data-root",
+        str(root),
+        "--output",
+        str(tmp_path / "pope_scores"),
+    )
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "pope_scores" / "scores.json").read_text())["metrics"]
     ours = json.loads((run / "pope" / "metrics.json").read_text())["metrics"]
     assert scores == ours
     for split in ("adversarial", "popular", "random"):
-        labels = [json.loads(x)["label"] for x in (root / "pope" / f"coco_pope_{split}.json").read_text().splitlines()]
-        ordered = sorted((a for a in answers if offsets[split] < a["question_id"] <= offsets[split] + 9_999_999),
-                         key=lambda a: a["question_id"])
+        labels = [
+            json.loads(x)["label"]
+            for x in (root / "pope" / f"coco_pope_{split}.json").read_text().splitlines()
+        ]
+        ordered = sorted(
+            (a for a in answers if offsets[split] < a["question_id"] <= offsets[split] + 9_999_999),
+            key=lambda a: a["question_id"],
+        )
         for key, value in official_pope(ordered, labels).items():
             assert ours[f"{split}_{key}"] == pytest.approx(value, abs=1e-6), (split, key)
 
     # MME in LLaVA's layout: question_id is the image path, shared by the pair; the prompt tells them apart
     mme_records = load_jsonl(run / "mme" / "predictions.jsonl")
-    answers = [{"question_id": r["meta"]["image_id"], "prompt": r["prompt"], "text": r["output"].strip()}
-               for r in mme_records]
+    answers = [
+        {"question_id": r["meta"]["image_id"], "prompt": r["prompt"], "text": r["output"].strip()}
+        for r in mme_records
+    ]
     (tmp_path / "mme.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
-    result = evalkit("score", "--task", "mme", "--predictions", str(tmp_path / "mme.jsonl"), "--data-root", str(root),
-                     "--output", str(tmp_path / "mme_scores"))
+    result = evalkit(
+        "score",
+        "--task",
+        "mme",
+        "--predictions",
+        str(tmp_path / "mme.jsonl"),
+        "--data-root",
+        str(root),
+        "--output",
+        str(tmp_path / "mme_scores"),
+    )
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "mme_scores" / "scores.json").read_text())["metrics"]
     assert scores == json.loads((run / "mme" / "metrics.json").read_text())["metrics"]
@@ -127,8 +174,17 @@ def test_llava_answer_files_rescore_to_the_same_metrics(run_dir: tuple[Path, Pat
 
 def test_rescore_own_records_under_another_protocol(run_dir: tuple[Path, Path], tmp_path: Path) -> None:
     _, run = run_dir
-    result = evalkit("score", "--task", "pope", "--predictions", str(run / "pope" / "predictions.jsonl"),
-                     "--protocol", "lmms-eval", "--output", str(tmp_path / "s"))
+    result = evalkit(
+        "score",
+        "--task",
+        "pope",
+        "--predictions",
+        str(run / "pope" / "predictions.jsonl"),
+        "--protocol",
+        "lmms-eval",
+        "--output",
+        str(tmp_path / "s"),
+    )
     assert result.returncode == 0, result.stderr
     rescored = load_jsonl(tmp_path / "s" / "predictions.jsonl")
     by_output = {r["output"]: r for r in rescored}

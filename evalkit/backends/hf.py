@@ -97,7 +97,11 @@ class HFBackend(Backend):
         return tuple(int(x * 255) for x in mean) if mean else CLIP_MEAN_RGB  # type: ignore[return-value]
 
     def image_mode(self, requested: str) -> str:
-        return "native" if requested == "pad" and self.model.config.model_type in ANYRES_MODEL_TYPES else requested
+        return (
+            "native"
+            if requested == "pad" and self.model.config.model_type in ANYRES_MODEL_TYPES
+            else requested
+        )
 
     def render(self, request: Request) -> str:
         """The full text the model sees: the protocol's template, or the checkpoint's chat template."""

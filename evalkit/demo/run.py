@@ -25,6 +25,9 @@ def run_demo(output: Path, console: Console) -> Path:
 
     checkpoint = output / "tiny-llava"
     if not (checkpoint / "config.json").exists():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         console.print(
             f"building a tiny LLaVA-1.5-shaped model in {checkpoint} (trained on synthetic colours)..."
         )
@@ -51,6 +54,9 @@ def run_demo(output: Path, console: Console) -> Path:
     finally:
         backend.close()
     console.print(render(settings.output, "wide", "md"))
+    console.print(
+        "(the tiny model was trained on synthetic colour images, so it can answer these colour questions)"
+    )
     console.print(
         f"records: {settings.output / settings.name}  (try: evalkit table {settings.output} --layout long)"
     )

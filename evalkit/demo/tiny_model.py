@@ -30,12 +30,15 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "CLIP_MEAN",
+    "CLIP_STD",
     "COLOURS",
     "DEFAULT_TRAIN_STEPS",
     "IMAGE_SIZE",
     "SHORT_ANSWER_PROMPT",
     "VICUNA_SYSTEM",
     "build_tiny_llava",
+    "build_tokenizer",
     "colour_image",
     "colour_question",
     "vicuna_v1_prompt",
@@ -112,8 +115,8 @@ def _corpus() -> list[str]:
     return lines * 4 + [VICUNA_SYSTEM + " USER: \n" + SHORT_ANSWER_PROMPT + " ASSISTANT:", answers] * 16
 
 
-def _build_tokenizer() -> PreTrainedTokenizerFast:
-    """Train a deterministic byte-level BPE tokenizer that adds BOS like Llama."""
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """The tiny byte-level BPE tokenizer (deterministic; adds BOS like Llama; left padding; chat template)."""
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -157,7 +160,7 @@ def _build_processor() -> LlavaProcessor:
     )
     return LlavaProcessor(
         image_processor=image_processor,
-        tokenizer=_build_tokenizer(),
+        tokenizer=build_tokenizer(),
         patch_size=PATCH_SIZE,
         vision_feature_select_strategy="default",
         chat_template=CHAT_TEMPLATE,
@@ -317,9 +320,10 @@ def build_tiny_llava(out_dir: Path, seed: int = 0, train_steps: int = 0) -> Path
     """Build (and optionally train) the tiny LLaVA; save model + processor to `out_dir` and return it."""
     out_dir = Path(out_dir)
     processor = _build_processor()
-    model = _build_model(processor.tokenizer, seed)
-    if train_steps > 0:
-        _train(model, processor, train_steps, seed)
+    with torch.random.fork_rng(devices=[]):  # seed locally; leave the caller's RNG state alone
+        model = _build_model(processor.tokenizer, seed)
+        if train_steps > 0:
+            _train(model, processor, train_steps, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)

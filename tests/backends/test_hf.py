@@ -36,11 +36,28 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_batch_of_8_equals_batch_of_1(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
     outputs = {}
     for size in ("1", "8"):
-        result = evalkit("run", "--model", str(checkpoint), "--tasks", "mme,pope", "--data-root", str(data_root),
-                         "--output", str(tmp_path), "--name", f"bs{size}", "--batch-size", size, timeout=600)
+        result = evalkit(
+            "run",
+            "--model",
+            str(checkpoint),
+            "--tasks",
+            "mme,pope",
+            "--data-root",
+            str(data_root),
+            "--output",
+            str(tmp_path),
+            "--name",
+            f"bs{size}",
+            "--batch-size",
+            size,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr
-        outputs[size] = {r["id"]: r["output"] for task in ("mme", "pope")
-                         for r in load_jsonl(tmp_path / f"bs{size}" / task / "predictions.jsonl")}
+        outputs[size] = {
+            r["id"]: r["output"]
+            for task in ("mme", "pope")
+            for r in load_jsonl(tmp_path / f"bs{size}" / task / "predictions.jsonl")
+        }
     assert len(outputs["1"]) == 24
     assert outputs["1"] == outputs["8"]
     assert any(outputs["1"].values())  # the model did produce text
@@ -51,14 +68,20 @@ def test_batch_of_8_equals_batch_of_1(checkpoint: Path, data_root: Path, tmp_pat
 
 def test_protocol_template_and_chat_template_rendering(checkpoint: Path) -> None:
     backend = HFBackend(checkpoint)
-    request = Request(id="x", images=[image("red")], prompt="Is it red?", max_new_tokens=4, template="vicuna_v1")
+    request = Request(
+        id="x", images=[image("red")], prompt="Is it red?", max_new_tokens=4, template="vicuna_v1"
+    )
     assert backend.render(request) == (
-        "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
-        "detailed, and polite answers to the user's questions. USER: <image>\nIs it red? ASSISTANT:")
+        "A chat between a curious user and an artificial intelligence assistant. "
+        "The assistant gives helpful, detailed, and polite answers to the user's questions. "
+        "USER: <image>\nIs it red? ASSISTANT:"
+    )
     native = backend.render(Request(id="x", images=[image("red")], prompt="Is it red?", max_new_tokens=4))
     assert native == backend.processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is it red?"}]}],
-        add_generation_prompt=True, tokenize=False)
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     assert native != backend.render(request) and "Is it red?" in native
 
 
@@ -68,10 +91,18 @@ def test_padded_pixels_reach_the_vision_tower(checkpoint: Path, data_root: Path,
     backend = HFBackend(checkpoint)
     seen: list[torch.Tensor] = []
     tower = backend.model.model.vision_tower
-    handle = tower.register_forward_pre_hook(lambda _m, args, kwargs: seen.append(
-        (args[0] if args else kwargs["pixel_values"]).detach().clone()), with_kwargs=True)
-    settings = RunSettings(name="probe", model=str(checkpoint), protocol=get_protocol("llava"),
-                           data_root=data_root, output=tmp_path, limit=1)
+    handle = tower.register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append((args[0] if args else kwargs["pixel_values"]).detach().clone()),
+        with_kwargs=True,
+    )
+    settings = RunSettings(
+        name="probe",
+        model=str(checkpoint),
+        protocol=get_protocol("llava"),
+        data_root=data_root,
+        output=tmp_path,
+        limit=1,
+    )
     try:
         run_task(get_task("pope"), settings, LazyBackend(lambda: backend, batch_size=1))
     finally:
@@ -88,3 +119,36 @@ def test_padded_pixels_reach_the_vision_tower(checkpoint: Path, data_root: Path,
     # the top rows are pad colour: (122/255 - mean) / std is near zero in every channel
     assert np.abs(seen[0][0, :, 0, :].numpy()).max() < 0.03
     assert backend.pad_colour == (122, 116, 104)
+
+
+def test_llava_next_batches_and_keeps_native_images(data_root: Path, tmp_path: Path) -> None:
+    """LLaVA-1.6 (anyres): batch 4 equals batch 1, and protocol llava's pad mode is not applied."""
+    from tests.support.tiny_next import build_tiny_llava_next
+
+    checkpoint = build_tiny_llava_next(tmp_path / "tiny-next")
+    outputs = {}
+    for size in ("1", "4"):
+        result = evalkit(
+            "run",
+            "--model",
+            str(checkpoint),
+            "--tasks",
+            "pope",
+            "--data-root",
+            str(data_root),
+            "--output",
+            str(tmp_path),
+            "--name",
+            f"bs{size}",
+            "--batch-size",
+            size,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs[size] = {
+            r["id"]: r["output"] for r in load_jsonl(tmp_path / f"bs{size}" / "pope" / "predictions.jsonl")
+        }
+    assert len(outputs["1"]) == 10 and outputs["1"] == outputs["4"]
+    backend = HFBackend(checkpoint)
+    assert backend.model.config.model_type == "llava_next"
+    assert backend.image_mode("pad") == "native" and backend.image_mode("crop") == "crop"

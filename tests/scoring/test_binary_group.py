@@ -31,7 +31,14 @@ def test_all_correct_rate_groups_by_key_not_order() -> None:
     assert all_correct_rate(items, lambda x: x[0], lambda x: x[1] == 1) == pytest.approx(100 / 3)
 
 
-@pytest.mark.parametrize(("name", "key"), [("OCR", "ocr"), ("Instance Attributes", "instance_attributes"),
-                                           ("Art & Design", "art_design"), ("l2-category", "l2_category")])
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("OCR", "ocr"),
+        ("Instance Attributes", "instance_attributes"),
+        ("Art & Design", "art_design"),
+        ("l2-category", "l2_category"),
+    ],
+)
 def test_snake(name: str, key: str) -> None:
     assert snake(name) == key

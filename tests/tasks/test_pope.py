@@ -114,5 +114,7 @@ def test_snapshot_with_other_configs_reads_the_default_one(tmp_path: Path) -> No
     folder = write_pope_parquet(tmp_path)  # pope/data/test-00000-of-00001.parquet
     full = tmp_path / "pope" / "Full"
     full.mkdir()
-    (full / "random-00000-of-00001.parquet").write_bytes((folder / "test-00000-of-00001.parquet").read_bytes())
+    (full / "random-00000-of-00001.parquet").write_bytes(
+        (folder / "test-00000-of-00001.parquet").read_bytes()
+    )
     assert len(POPE.load(tmp_path / "pope").samples) == len(pope_items())
