@@ -56,7 +56,8 @@ def rescore_records(task: Task, protocol: Protocol, records: list[Prediction]) -
     return out
 
 
-def _match(task: Task, protocol: Protocol, samples: list[Sample], path: Path) -> dict[str, list[Sample]]:
+def _index(samples: list[Sample]) -> dict[str, list[Sample]]:
+    """Samples by id, and by the id's base where ids carry a `#k` suffix (several questions per image)."""
     by_key: dict[str, list[Sample]] = {}
     for s in samples:
         by_key.setdefault(s.id, []).append(s)
@@ -69,7 +70,7 @@ def rescore_llava(task: Task, protocol: Protocol, path: Path, samples: list[Samp
     from evalkit.data.readers import read_json_lines
 
     variant = task.variant(protocol.name)
-    by_key = _match(task, protocol, samples, path)
+    by_key = _index(samples)
     out: dict[str, Prediction] = {}
     for number, obj in read_json_lines(path):
         if "question_id" not in obj or "text" not in obj:
@@ -77,11 +78,9 @@ def rescore_llava(task: Task, protocol: Protocol, path: Path, samples: list[Samp
         qid = str(obj["question_id"])
         key = qid if qid in by_key else (task.external_id(qid) if task.external_id else qid)
         candidates = by_key.get(key, [])
-        if len(candidates) > 1:
+        if len(candidates) > 1:  # told apart by the prompt, as any protocol of the task renders it
             prompt = str(obj.get("prompt", ""))
-            candidates = [s for s in candidates if variant.prompt(s) == prompt] or [
-                s for s in candidates if s.question.split("Please answer")[0].strip() in prompt
-            ]
+            candidates = [s for s in candidates if any(v.prompt(s) == prompt for v in task.variants.values())]
         if len(candidates) != 1:
             raise InputError(
                 f"{path}:{number}: question_id {qid!r} matches {len(candidates)} samples of {task.name}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.data.images import ImageRef, file_ref
-from evalkit.data.readers import Dataset, Sample, fingerprint, parquet_files, read_parquet_rows, require_dir
+from evalkit.data.readers import Dataset, Sample, fingerprint, read_benchmark, read_parquet_rows
 from evalkit.errors import InputError
 from evalkit.protocols import SHORT
 from evalkit.records import Prediction
@@ -27,64 +27,46 @@ from evalkit.task import Task, Variant
 SUFFIX = "Please answer yes or no."
 RELEASE = "MME_Benchmark_release_version"
 IMAGE_EXTS = (".jpg", ".png", ".jpeg")
-PERCEPTION = (
-    "existence",
-    "count",
-    "position",
-    "color",
-    "posters",
-    "celebrity",
-    "scene",
-    "landmark",
-    "artwork",
-    "ocr",
-)
-COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
+PERCEPTION = frozenset("existence count position color posters celebrity scene landmark artwork ocr".split())
+COGNITION = frozenset("commonsense_reasoning numerical_calculation text_translation code_reasoning".split())
 
 
 def _sample(
-    subtask: str,
-    image_path: str,
-    k: int,
-    question: str,
-    answer: str,
-    image: ImageRef,
-    error: str | None = None,
+    subtask: str, image_path: str, k: int, qa: tuple[str, str], image: ImageRef, error: str | None
 ) -> Sample:
-    return Sample(
-        id=f"{image_path}#{k}",
-        images=(image,),
-        question=question,
-        target=answer.strip().lower(),
-        meta={"category": subtask, "image_id": image_path},
-        error=error,
-    )
+    meta = {"category": subtask, "image_id": image_path}
+    target = qa[1].strip().lower()
+    return Sample(f"{image_path}#{k}", (image,), qa[0], target, meta, error)
 
 
-def _read_authors(release: Path) -> Dataset:
+def _question_lines(txt: Path) -> list[tuple[str, str]]:
+    """The (question, Yes|No) lines of one image's txt file; a malformed line names file and line."""
+    pairs = []
+    for number, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or fields[1].strip().lower() not in ("yes", "no"):
+            raise InputError(f"{txt}:{number}: expected 'question<TAB>Yes|No', got {line!r}")
+        pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def _read_authors(folder: Path) -> Dataset:
+    release = folder / RELEASE if (folder / RELEASE).is_dir() else folder
     samples: list[Sample] = []
     txts: list[Path] = []
-    for sub_dir in sorted(p for p in release.iterdir() if p.is_dir()):
-        subtask = sub_dir.name
-        nested = (sub_dir / "questions_answers_YN").is_dir()
-        qa_dir, img_dir = (
-            (sub_dir / "questions_answers_YN", sub_dir / "images") if nested else (sub_dir, sub_dir)
-        )
+    for sub in sorted(p for p in release.iterdir() if p.is_dir()):
+        nested = (sub / "questions_answers_YN").is_dir()  # artwork, celebrity, landmark, posters, scene
+        qa_dir, img_dir = (sub / "questions_answers_YN", sub / "images") if nested else (sub, sub)
         for txt in sorted(qa_dir.glob("*.txt")):
             txts.append(txt)
-            image = next(
-                (img_dir / (txt.stem + e) for e in IMAGE_EXTS if (img_dir / (txt.stem + e)).exists()), None
-            )
-            rel = f"{subtask}/images/" if nested else f"{subtask}/"
-            image_path = rel + (image.name if image else txt.stem + ".jpg")
+            image = next((p for e in IMAGE_EXTS if (p := img_dir / (txt.stem + e)).exists()), None)
             error = None if image else f"image not found for {txt}: {img_dir}/{txt.stem}.(jpg|png)"
-            lines = [ln for ln in txt.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            for k, line in enumerate(lines):
-                fields = line.split("\t")
-                if len(fields) != 2 or fields[1].strip().lower() not in ("yes", "no"):
-                    raise InputError(f"{txt}:{k + 1}: expected 'question<TAB>Yes|No', got {line!r}")
-                ref = file_ref(image or img_dir / (txt.stem + ".jpg"))
-                samples.append(_sample(subtask, image_path, k, fields[0], fields[1], ref, error))
+            image = image or img_dir / f"{txt.stem}.jpg"
+            image_path = f"{sub.name}/images/{image.name}" if nested else f"{sub.name}/{image.name}"
+            for k, qa in enumerate(_question_lines(txt)):
+                samples.append(_sample(sub.name, image_path, k, qa, file_ref(image), error))
     if not samples:
         raise InputError(f"no MME subtask folders with question files under {release}")
     return Dataset(samples=samples, path=release, format="authors", fingerprint=fingerprint(txts))
@@ -94,20 +76,16 @@ def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
     samples: list[Sample] = []
     seen: dict[str, int] = {}
     for row in read_parquet_rows(files):
-        v = row.values
-        if any(v.get(c) is None for c in ("question_id", "question", "answer", "category")):
-            raise InputError(f"{row.where}: missing question_id/question/answer/category")
+        v = row.require("question_id", "question", "answer", "category")
         k = seen[v["question_id"]] = seen.get(v["question_id"], -1) + 1
-        samples.append(_sample(v["category"], v["question_id"], k, v["question"], v["answer"], row.image()))
+        samples.append(
+            _sample(v["category"], v["question_id"], k, (v["question"], v["answer"]), row.image(), None)
+        )
     return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(files))
 
 
 def load(folder: Path) -> Dataset:
-    require_dir(folder, "MME data")
-    if files := parquet_files(folder):
-        return _read_parquet(folder, files)
-    release = folder / RELEASE if (folder / RELEASE).is_dir() else folder
-    return _read_authors(release)
+    return read_benchmark(folder, "MME", _read_authors, _read_parquet)
 
 
 def prompt_llava(sample: Sample) -> str:

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.data.images import file_ref, safe_join
+from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
     Dataset,
     Sample,
     fingerprint,
-    parquet_files,
+    read_benchmark,
     read_json_lines,
     read_parquet_rows,
-    require_dir,
     require_keys,
 )
 from evalkit.errors import InputError
@@ -49,53 +48,41 @@ def from_llava_id(question_id: str) -> str:
     return f"{split}/{number - offset}"
 
 
+def _sample(
+    split: str, question_id: object, question: str, label: str, image: ImageRef, image_id: str
+) -> Sample:
+    meta = {"category": split, "image_id": image_id}
+    return Sample(f"{split}/{question_id}", (image,), question, str(label).strip().lower(), meta)
+
+
 def _read_authors(folder: Path) -> Dataset:
     images = folder.parent / "coco" / "val2014"
-    files = [folder / f"coco_pope_{split}.json" for split in SPLITS]
-    present = [f for f in files if f.exists()]
+    present = [f for split in SPLITS if (f := folder / f"coco_pope_{split}.json").exists()]
     if not present:
-        raise InputError(f"POPE: none of {', '.join(f.name for f in files)} found in {folder}")
+        raise InputError(f"POPE: no coco_pope_{{{','.join(SPLITS)}}}.json in {folder}")
     samples: list[Sample] = []
     for file in present:
         split = file.stem.removeprefix("coco_pope_")
         for number, obj in read_json_lines(file):
             require_keys(obj, ("question_id", "image", "text", "label"), f"{file}:{number}")
-            image = safe_join(images, obj["image"])
-            samples.append(
-                Sample(
-                    id=f"{split}/{obj['question_id']}",
-                    images=(file_ref(image),),
-                    question=obj["text"],
-                    target=str(obj["label"]).strip().lower(),
-                    meta={"category": split, "image_id": obj["image"]},
-                )
-            )
+            image = file_ref(safe_join(images, obj["image"]))
+            samples.append(_sample(split, obj["question_id"], obj["text"], obj["label"], image, obj["image"]))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(present))
 
 
 def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
-    samples: list[Sample] = []
+    samples = []
     for row in read_parquet_rows(files):
-        v = row.values
-        if any(v.get(c) is None for c in ("question_id", "question", "answer", "category")):
-            raise InputError(f"{row.where}: missing question_id/question/answer/category")
+        v = row.require("question_id", "question", "answer", "category")
+        image_id = v.get("image_source") or ""
         samples.append(
-            Sample(
-                id=f"{v['category']}/{v['question_id']}",
-                images=(row.image(),),
-                question=v["question"],
-                target=str(v["answer"]).strip().lower(),
-                meta={"category": v["category"], "image_id": v.get("image_source") or ""},
-            )
+            _sample(v["category"], v["question_id"], v["question"], v["answer"], row.image(), image_id)
         )
     return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(files))
 
 
 def load(folder: Path) -> Dataset:
-    require_dir(folder, "POPE data")
-    if files := parquet_files(folder):
-        return _read_parquet(folder, files)
-    return _read_authors(folder)
+    return read_benchmark(folder, "POPE", _read_authors, _read_parquet)
 
 
 def prompt_llava(sample: Sample) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,13 @@ class ParquetRow:
     def where(self) -> str:
         return f"{self.file}: row {self.number}"
 
+    def require(self, *columns: str) -> dict[str, Any]:
+        """The row's values, or an error naming file, row and the missing columns."""
+        missing = [c for c in columns if self.values.get(c) is None]
+        if missing:
+            raise InputError(f"{self.where}: missing {', '.join(missing)}")
+        return self.values
+
 
 def read_parquet_rows(files: list[Path], image_columns: tuple[str, ...] = ("image",)) -> Iterator[ParquetRow]:
     """Rows of HF snapshot parquet files without their image columns (those are referenced lazily)."""
@@ -134,3 +141,16 @@ def read_parquet_rows(files: list[Path], image_columns: tuple[str, ...] = ("imag
             for row, values in enumerate(table.to_pylist()):
                 number += 1
                 yield ParquetRow(values=values, file=file, row_group=group, row=row, number=number)
+
+
+def read_benchmark(
+    folder: Path,
+    what: str,
+    authors: Callable[[Path], Dataset],
+    snapshot: Callable[[Path, list[Path]], Dataset],
+) -> Dataset:
+    """Read a benchmark folder holding either the authors' files or a local HF parquet snapshot."""
+    require_dir(folder, f"{what} data")
+    if files := parquet_files(folder):
+        return snapshot(folder, files)
+    return authors(folder)
