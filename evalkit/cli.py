@@ -62,7 +62,7 @@ def _data_root(value: Path | None) -> Path:
     return root
 
 
-def _progress() -> Progress:
+def _progress(enabled: bool = True) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -73,6 +73,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        disable=not enabled,
     )
 
 
@@ -148,8 +149,11 @@ def run(
         output=output,
         limit=limit,
     )
+    from evalkit.distributed import init_world
+
+    world = init_world()
     try:
-        with _progress() as bar:
+        with _progress(world.is_main) as bar:
             bars: dict[str, object] = {}
 
             def progress(task_name: str, done: int, total: int) -> None:
@@ -160,9 +164,13 @@ def run(
                 speed = bar.tasks[tid].speed  # type: ignore[index]
                 bar.update(tid, rate=f"{speed:.1f} samples/s" if speed else "")  # type: ignore[arg-type]
 
-            records = [run_task(t, settings, backend, progress) for t in task_list]
+            report = progress if world.is_main else None
+            records = [run_task(t, settings, backend, report, world) for t in task_list]
     finally:
         backend.close()
+        world.close()
+    if not world.is_main:
+        return
     for record in records:
         out.print(
             _metrics_table(

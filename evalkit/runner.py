@@ -24,6 +24,7 @@ import evalkit
 from evalkit.backends.base import Backend, Failure, Request
 from evalkit.data.images import ImageError, expand_to_square, load_image
 from evalkit.data.readers import Dataset, Sample
+from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError
 from evalkit.protocols import Protocol
 from evalkit.records import (
@@ -229,7 +230,11 @@ def _check_manifest(path: Path, manifest: Manifest) -> None:
 
 
 def run_task(
-    task: Task, settings: RunSettings, backend: LazyBackend, progress: Progress | None = None
+    task: Task,
+    settings: RunSettings,
+    backend: LazyBackend,
+    progress: Progress | None = None,
+    world: World = SINGLE,
 ) -> RunRecord:
     """Run (or finish) one task and write its metrics; returns the run record."""
     protocol = settings.protocol
@@ -246,23 +251,27 @@ def run_task(
         "template": protocol.template or "model chat template",
         "image_mode": variant.image_mode,
     }
-    _check_manifest(
-        out_dir / MANIFEST,
-        Manifest(
-            task=task.name,
-            task_version=task.version,
-            protocol=protocol.name,
-            model=settings.model,
-            generation=generation,
-        ),
-    )
+    if world.is_main:
+        _check_manifest(
+            out_dir / MANIFEST,
+            Manifest(
+                task=task.name,
+                task_version=task.version,
+                protocol=protocol.name,
+                model=settings.model,
+                generation=generation,
+            ),
+        )
     pred_path = out_dir / PREDICTIONS
-    existing = read_predictions(pred_path, repair=True)
-    kept = _dedupe(p for p in existing if not p.failed)
-    if len(kept) != len(existing):
-        rewrite_predictions(pred_path, kept)  # failed records are retried below
+    if world.is_main:
+        merge_parts(pred_path)  # shards of an earlier data-parallel run
+        existing = read_predictions(pred_path, repair=True)
+        kept = _dedupe(p for p in existing if not p.failed)
+        if len(kept) != len(existing):
+            rewrite_predictions(pred_path, kept)  # failed records are retried below
+    world.barrier()
     wanted = {s.id for s in samples}
-    done = {p.id: p for p in kept if p.id in wanted}
+    done = {p.id: p for p in read_predictions(pred_path) if p.id in wanted}
     pending = [s for s in samples if s.id not in done]
 
     metrics_path = out_dir / METRICS
@@ -274,12 +283,15 @@ def run_task(
     started = time.perf_counter()
     if progress:
         progress(task.name, len(done), len(samples))
-    if pending:
+    mine = world.shard(pending)
+    already, written = len(done), 0
+    if mine:
         engine = backend.get()
         size = backend.batch_size or engine.default_batch_size
         pipeline = _Pipeline(engine, variant, protocol.template)
-        with PredictionWriter(pred_path) as writer:
-            for batch, outputs in pipeline.run(_batches(pending, variant, size)):
+        target = pred_path if world.size == 1 else part_path(pred_path, world.rank)
+        with PredictionWriter(target) as writer:
+            for batch, outputs in pipeline.run(_batches(mine, variant, size)):
                 by_id: dict[str, str | Failure] = dict(batch.failures)
                 by_id.update({r.id: o for r, o in zip(batch.requests, outputs, strict=True)})
                 records = [
@@ -288,9 +300,17 @@ def run_task(
                 ]
                 writer.write(records)
                 done.update((p.id, p) for p in records)
-                if progress:
-                    progress(task.name, len(done), len(samples))
+                written += len(records)
+                if progress:  # under data parallelism, rank 0 extrapolates from its own shard
+                    progress(task.name, min(len(samples), already + written * world.size), len(samples))
     seconds = time.perf_counter() - started
+    world.barrier()
+    if not world.is_main:
+        world.barrier()  # rank 0 merges the shards and writes the metrics
+        return read_run_record(metrics_path)
+    if world.size > 1:
+        merge_parts(pred_path)
+        done = {p.id: p for p in read_predictions(pred_path) if p.id in wanted}
     predictions = [done[s.id] for s in samples]
     record = RunRecord(
         task=task.name,
@@ -311,7 +331,28 @@ def run_task(
         primary=task.primary,
     )
     atomic_write(metrics_path, record.dump())
+    world.barrier()
     return record
+
+
+def part_path(pred_path: Path, rank: int) -> Path:
+    return pred_path.with_name(f"{pred_path.stem}.rank{rank}.jsonl")
+
+
+def merge_parts(pred_path: Path) -> None:
+    """Append the records of per-rank part files that the main file lacks, then remove the parts.
+    A crash half-way leaves records in both places; the next merge skips those already present."""
+    parts = sorted(pred_path.parent.glob(f"{pred_path.stem}.rank*.jsonl"))
+    if not parts:
+        return
+    present = {p.id for p in read_predictions(pred_path, repair=True)}
+    with PredictionWriter(pred_path) as writer:
+        for part in parts:
+            fresh = [p for p in read_predictions(part) if p.id not in present]
+            writer.write(fresh)
+            present.update(p.id for p in fresh)
+    for part in parts:
+        part.unlink()
 
 
 def _iso_ago(seconds: float) -> str:

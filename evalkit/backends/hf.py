@@ -26,7 +26,7 @@ def pick_device() -> str:
     import torch
 
     if torch.cuda.is_available():
-        return "cuda"
+        return f"cuda:{torch.cuda.current_device()}"  # the rank's own GPU under torchrun
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"

@@ -1,0 +1,64 @@
+"""Data parallelism under `torchrun`: ranks take disjoint shards of the pending samples, rank 0 merges
+and scores. Without torchrun (WORLD_SIZE unset or 1) everything runs in the one process.
+
+NCCL on GPUs (each rank on `cuda:LOCAL_RANK`), gloo on CPU (how the tests run it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list[T]) -> list[T]:
+        """This rank's share: every size-th item starting at its rank (the same list on every rank)."""
+        return items[self.rank :: self.size]
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.size > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+SINGLE = World()
+
+
+def init_world() -> World:
+    """The process group torchrun describes in the environment, or a single-process world."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return SINGLE
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        # long timeout: ranks meet at task ends, and one rank's shard may take hours longer than another's
+        dist.init_process_group(
+            backend="nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=24)
+        )
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=local_rank)
