@@ -1,46 +1,29 @@
 """The greedy runner: samples -> batches -> backend.generate -> scored records, resumable.
 
-Per task: read the samples, skip ids already in `predictions.jsonl` (failed ones are dropped from the
-file and retried), run the rest in length-sorted batches while the next batch's images are decoded
-and preprocessed in a worker thread, append each batch's records durably, then aggregate every record
-into `metrics.json`. A task whose predictions are complete never touches the backend, so the model is
-only loaded when some task has work.
+Per task: read the samples, keep the records already made (failed ones are retried), run the rest in
+batches (`pipeline`), append each batch's records, then aggregate every record into `metrics.json`.
+A task whose records are complete never touches the backend, so the model loads only when some task
+has work. Under torchrun each rank runs its shard of the pending samples (`distributed`).
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
 
 import evalkit
-from evalkit.backends.base import Backend, Failure, Request
-from evalkit.data.images import ImageError, expand_to_square, load_image
+from evalkit.backends.base import Backend, Failure
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError
+from evalkit.pipeline import Pipeline, make_batches
 from evalkit.protocols import Protocol
-from evalkit.records import (
-    MANIFEST,
-    METRICS,
-    PREDICTIONS,
-    DataInfo,
-    Manifest,
-    Prediction,
-    PredictionWriter,
-    RunRecord,
-    atomic_write,
-    read_predictions,
-    read_run_record,
-    rewrite_predictions,
-)
+from evalkit.records import DataInfo, Manifest, Prediction, RunRecord
+from evalkit.store import TaskStore
 from evalkit.task import Task, Variant
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
@@ -83,6 +66,7 @@ def now() -> str:
 
 
 def git_sha() -> str | None:
+    """The evalkit source commit, when running from a git checkout."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -94,10 +78,11 @@ def git_sha() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def select(dataset: Dataset, limit: int | None) -> list[Sample]:
+    """The first `limit` samples (all by default); ids must be unique."""
     samples = dataset.samples if limit is None else dataset.samples[:limit]
     seen: set[str] = set()
     for s in samples:
@@ -139,94 +124,15 @@ def make_prediction(
     )
 
 
-def _load_images(sample: Sample, mode: str, pad: tuple[int, int, int]) -> list[Image.Image]:
-    if sample.error:
-        raise ImageError(sample.error)
-    images = [load_image(ref) for ref in sample.images]
-    return [expand_to_square(img, pad) for img in images] if mode == "pad" else images
-
-
-@dataclass
-class _Batch:
-    samples: list[Sample]
-    prompts: dict[str, str]
-    failures: dict[str, Failure]
-    requests: list[Request]
-    prepared: Any
-
-
-class _Pipeline:
-    """Prepares batch i+1 (image decoding, backend.prepare) while batch i generates."""
-
-    def __init__(self, backend: Backend, variant: Variant, template: str | None) -> None:
-        self.backend = backend
-        self.variant = variant
-        self.template = template
-        self.images = ThreadPoolExecutor(max_workers=4, thread_name_prefix="evalkit-images")
-        self.ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-prepare")
-
-    def _prepare(self, samples: list[Sample]) -> _Batch:
-        prompts = {s.id: self.variant.prompt(s) for s in samples}
-        pad = self.backend.pad_colour
-        mode = self.backend.image_mode(self.variant.image_mode)
-        loaded = list(self.images.map(lambda s: _try_images(s, mode, pad), samples))
-        failures = {s.id: r for s, r in zip(samples, loaded, strict=True) if isinstance(r, Failure)}
-        requests = [
-            Request(
-                id=s.id,
-                images=r,
-                prompt=prompts[s.id],
-                max_new_tokens=self.variant.max_new_tokens,
-                template=self.template,
-            )
-            for s, r in zip(samples, loaded, strict=True)
-            if not isinstance(r, Failure)
-        ]
-        prepared = self.backend.prepare(requests) if requests else None
-        return _Batch(samples, prompts, failures, requests, prepared)
-
-    def run(self, batches: list[list[Sample]]) -> Iterator[tuple[_Batch, list[str | Failure]]]:
-        try:
-            future: Future[_Batch] | None = self.ahead.submit(self._prepare, batches[0]) if batches else None
-            for i in range(len(batches)):
-                assert future is not None
-                batch = future.result()
-                future = self.ahead.submit(self._prepare, batches[i + 1]) if i + 1 < len(batches) else None
-                outputs = self.backend.generate(batch.prepared) if batch.requests else []
-                if len(outputs) != len(batch.requests):
-                    raise RuntimeError(
-                        f"backend returned {len(outputs)} outputs for {len(batch.requests)} requests"
-                    )
-                yield batch, outputs
-        finally:
-            self.ahead.shutdown(wait=True, cancel_futures=True)
-            self.images.shutdown(wait=True, cancel_futures=True)
-
-
-def _try_images(sample: Sample, mode: str, pad: tuple[int, int, int]) -> list[Image.Image] | Failure:
-    try:
-        return _load_images(sample, mode, pad)
-    except ImageError as exc:
-        return Failure(str(exc))
-
-
-def _batches(samples: list[Sample], variant: Variant, size: int) -> list[list[Sample]]:
-    """Length-sorted batches (little padding); sorting is stable, so the order is deterministic."""
-    ordered = sorted(samples, key=lambda s: (len(s.images), len(variant.prompt(s))))
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
-
-
-def _check_manifest(path: Path, manifest: Manifest) -> None:
-    if not path.exists():
-        atomic_write(path, manifest.model_dump_json(indent=2) + "\n")
-        return
-    old = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    for field in ("task_version", "protocol", "generation", "model"):
-        if getattr(old, field) != getattr(manifest, field):
-            raise ConfigError(
-                f"{path.parent}: existing predictions were made with {field}={getattr(old, field)!r}, "
-                f"this run has {getattr(manifest, field)!r}; use another --name/--output or remove the folder"
-            )
+def generation_settings(protocol: Protocol, variant: Variant) -> dict[str, object]:
+    return {
+        "max_new_tokens": variant.max_new_tokens,
+        "do_sample": False,
+        "num_beams": 1,
+        "temperature": 0.0,
+        "template": protocol.template or "model chat template",
+        "image_mode": variant.image_mode,
+    }
 
 
 def run_task(
@@ -241,126 +147,58 @@ def run_task(
     variant = task.variant(protocol.name)
     dataset = task.load(settings.data_root / task.folder)
     samples = select(dataset, settings.limit)
-    out_dir = settings.output / settings.name / task.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    generation = {
-        "max_new_tokens": variant.max_new_tokens,
-        "do_sample": False,
-        "num_beams": 1,
-        "temperature": 0.0,
-        "template": protocol.template or "model chat template",
-        "image_mode": variant.image_mode,
-    }
-    if world.is_main:
-        _check_manifest(
-            out_dir / MANIFEST,
-            Manifest(
-                task=task.name,
-                task_version=task.version,
-                protocol=protocol.name,
-                model=settings.model,
-                generation=generation,
-            ),
-        )
-    pred_path = out_dir / PREDICTIONS
-    if world.is_main:
-        merge_parts(pred_path)  # shards of an earlier data-parallel run
-        existing = read_predictions(pred_path, repair=True)
-        kept = _dedupe(p for p in existing if not p.failed)
-        if len(kept) != len(existing):
-            rewrite_predictions(pred_path, kept)  # failed records are retried below
-    world.barrier()
     wanted = {s.id for s in samples}
-    done = {p.id: p for p in read_predictions(pred_path) if p.id in wanted}
+    generation = generation_settings(protocol, variant)
+    store = TaskStore(settings.output / settings.name / task.name, world)
+    store.check_manifest(
+        Manifest(
+            task=task.name,
+            task_version=task.version,
+            protocol=protocol.name,
+            model=settings.model,
+            generation=generation,
+        )
+    )
+    done = store.resume(wanted)
     pending = [s for s in samples if s.id not in done]
+    if not pending and (record := store.finished(len(samples), dataset.fingerprint)):
+        return record
 
-    metrics_path = out_dir / METRICS
-    if not pending and metrics_path.exists():
-        record = read_run_record(metrics_path)
-        if record.n == len(samples) and record.data.fingerprint == dataset.fingerprint:
-            return record
-
-    started = time.perf_counter()
+    started, clock = now(), time.perf_counter()
+    mine = world.shard(pending)
     if progress:
         progress(task.name, len(done), len(samples))
-    mine = world.shard(pending)
-    already, written = len(done), 0
     if mine:
         engine = backend.get()
-        size = backend.batch_size or engine.default_batch_size
-        pipeline = _Pipeline(engine, variant, protocol.template)
-        target = pred_path if world.size == 1 else part_path(pred_path, world.rank)
-        with PredictionWriter(target) as writer:
-            for batch, outputs in pipeline.run(_batches(mine, variant, size)):
-                by_id: dict[str, str | Failure] = dict(batch.failures)
-                by_id.update({r.id: o for r, o in zip(batch.requests, outputs, strict=True)})
-                records = [
-                    make_prediction(task, variant, protocol, s, batch.prompts[s.id], by_id[s.id])
-                    for s in batch.samples
-                ]
-                writer.write(records)
-                done.update((p.id, p) for p in records)
-                written += len(records)
+        pipeline = Pipeline(engine, variant, protocol.template)
+        written = 0
+        with store.writer() as writer:
+            for batch in pipeline.run(
+                make_batches(mine, variant, backend.batch_size or engine.default_batch_size)
+            ):
+                writer.write(make_prediction(task, variant, protocol, *item) for item in batch)
+                written += len(batch)
                 if progress:  # under data parallelism, rank 0 extrapolates from its own shard
-                    progress(task.name, min(len(samples), already + written * world.size), len(samples))
-    seconds = time.perf_counter() - started
+                    progress(task.name, min(len(samples), len(done) + written * world.size), len(samples))
+    seconds = time.perf_counter() - clock
     world.barrier()
     if not world.is_main:
         world.barrier()  # rank 0 merges the shards and writes the metrics
-        return read_run_record(metrics_path)
-    if world.size > 1:
-        merge_parts(pred_path)
-        done = {p.id: p for p in read_predictions(pred_path) if p.id in wanted}
-    predictions = [done[s.id] for s in samples]
+        if (final := store.finished(len(samples), dataset.fingerprint)) is None:
+            raise ConfigError(f"{store.metrics}: rank 0 did not write this task's metrics")
+        return final
+    records = store.gather(wanted)
+    predictions = [records[s.id] for s in samples]
     record = RunRecord(
-        task=task.name,
-        task_version=task.version,
-        protocol=protocol.name,
-        model=settings.model,
+        task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
         model_config=backend.get().describe() if backend.loaded else {"model": settings.model},
-        generation=generation | {"batch_size": backend.batch_size or "backend default"},
-        evalkit_version=evalkit.__version__,
-        git_sha=git_sha(),
+        generation=generation | {"batch_size": backend.batch_size or "default", "world_size": world.size},
+        evalkit_version=evalkit.__version__, git_sha=git_sha(),
         data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
-        n=len(predictions),
-        started=now() if not pending else _iso_ago(seconds),
-        finished=now(),
-        seconds=round(seconds, 3),
+        n=len(predictions), started=started, finished=now(), seconds=round(seconds, 3),
         samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
-        metrics=task.aggregate(predictions),
-        primary=task.primary,
-    )
-    atomic_write(metrics_path, record.dump())
+        metrics=task.aggregate(predictions), primary=task.primary,
+    )  # fmt: skip
+    store.write_record(record)
     world.barrier()
     return record
-
-
-def part_path(pred_path: Path, rank: int) -> Path:
-    return pred_path.with_name(f"{pred_path.stem}.rank{rank}.jsonl")
-
-
-def merge_parts(pred_path: Path) -> None:
-    """Append the records of per-rank part files that the main file lacks, then remove the parts.
-    A crash half-way leaves records in both places; the next merge skips those already present."""
-    parts = sorted(pred_path.parent.glob(f"{pred_path.stem}.rank*.jsonl"))
-    if not parts:
-        return
-    present = {p.id for p in read_predictions(pred_path, repair=True)}
-    with PredictionWriter(pred_path) as writer:
-        for part in parts:
-            fresh = [p for p in read_predictions(part) if p.id not in present]
-            writer.write(fresh)
-            present.update(p.id for p in fresh)
-    for part in parts:
-        part.unlink()
-
-
-def _iso_ago(seconds: float) -> str:
-    return datetime.fromtimestamp(time.time() - seconds, UTC).isoformat(timespec="seconds")
-
-
-def _dedupe(predictions: Iterator[Prediction] | list[Prediction]) -> list[Prediction]:
-    seen: dict[str, Prediction] = {}
-    for p in predictions:
-        seen.setdefault(p.id, p)
-    return list(seen.values())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.records import Prediction, read_predictions
-from evalkit.runner import merge_parts, part_path
+from evalkit.store import merge_parts, part_path
 from tests.support.fixtures import write_mme, write_pope
 from tests.test_e2e_openai import evalkit, load_jsonl
 
