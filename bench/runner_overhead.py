@@ -27,10 +27,11 @@ from evalkit.backends.base import Request
 from evalkit.backends.hf import HFBackend
 from evalkit.data.images import expand_to_square, load_image
 from evalkit.demo.tiny_model import COLOURS, build_tiny_llava, colour_image
+from evalkit.pipeline import LazyBackend
 from evalkit.protocols import get_protocol
 from evalkit.records import Prediction
 from evalkit.registry import get_task
-from evalkit.runner import LazyBackend, RunSettings, run_task
+from evalkit.runner import RunSettings, run_task
 from evalkit.task import Task, Variant
 
 

@@ -121,9 +121,10 @@ def run(
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.models import backend_factory, resolve_model
+    from evalkit.pipeline import LazyBackend
     from evalkit.protocols import get_protocol
     from evalkit.registry import parse_task_list
-    from evalkit.runner import LazyBackend, RunSettings, run_task
+    from evalkit.runner import RunSettings, run_task
 
     spec = resolve_model(model)
     chosen = get_protocol(protocol or spec.options.get("protocol") or "llava")
@@ -140,7 +141,8 @@ def run(
         timeout=request_timeout,
         max_retries=max_retries,
     )
-    backend = LazyBackend(factory, batch_size=size)
+    backend = LazyBackend(factory, batch_size=spec.batch_size(size, concurrency), batched=spec.batched)
+    use_protocol_template, template = spec.template()
     settings = RunSettings(
         name=name or spec.name,
         model=model,
@@ -148,6 +150,9 @@ def run(
         data_root=_data_root(data_root),
         output=output,
         limit=limit,
+        template=template,
+        use_protocol_template=use_protocol_template,
+        model_settings=spec.settings(dtype),
     )
     from evalkit.distributed import init_world
 
@@ -203,51 +208,25 @@ def _batch_size(value: str | None) -> int | None:
 def score(
     task: Annotated[str, typer.Option(help="task name")],
     predictions: Annotated[Path, typer.Option(help="evalkit predictions.jsonl or a LLaVA answers file")],
-    protocol: Annotated[str, typer.Option(help="protocol whose parsing to apply")] = "llava",
+    protocol: Annotated[
+        str | None, typer.Option(help="parsing to apply (default: the run's own protocol, else llava)")
+    ] = None,
     data_root: Annotated[Path | None, typer.Option(help="needed for LLaVA answer files")] = None,
     output: Annotated[
-        Path | None, typer.Option(help="write re-scored predictions.jsonl + metrics.json here")
+        Path | None, typer.Option(help="write re-scored predictions.jsonl + scores.json here")
     ] = None,
 ) -> None:
     """Re-score predictions without running a model."""
-    from evalkit.protocols import get_protocol
-    from evalkit.records import PredictionWriter, atomic_write
     from evalkit.registry import get_task
-    from evalkit.rescore import load_and_rescore, sniff_format
+    from evalkit.rescore import rescore_file, sniff_format, write_rescored
 
-    chosen = get_protocol(protocol)
     the_task = get_task(task)
-    samples = None
-    if sniff_format(predictions) == "llava":
-        root = _data_root(data_root)
-        samples = the_task.load(root / the_task.folder).samples
-    preds = load_and_rescore(the_task, chosen, predictions, samples)
-    metrics = the_task.aggregate(preds)
+    root = _data_root(data_root) if sniff_format(predictions) == "llava" else None
+    result = rescore_file(the_task, predictions, protocol, root)
     if output is not None:
-        import json
-
-        output.mkdir(parents=True, exist_ok=True)
-        target = output / "predictions.jsonl"
-        target.unlink(missing_ok=True)
-        with PredictionWriter(target) as writer:
-            writer.write(preds)
-        summary = {
-            "task": the_task.name,
-            "task_version": the_task.version,
-            "protocol": chosen.name,
-            "source": str(predictions),
-            "n": len(preds),
-            "metrics": metrics,
-            "primary": the_task.primary,
-        }
-        atomic_write(output / "scores.json", json.dumps(summary, indent=2) + "\n")
-    out.print(
-        _metrics_table(
-            f"{the_task.name} ({chosen.name}, n={len(preds)}) from {predictions}",
-            _headline(metrics),
-            the_task.primary,
-        )
-    )
+        write_rescored(result, output)
+    title = f"{the_task.name} ({result.protocol.name}, n={len(result.predictions)}) from {predictions}"
+    out.print(_metrics_table(title, _headline(result.metrics), result.primary))
 
 
 @app.command()

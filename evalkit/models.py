@@ -27,6 +27,37 @@ class ModelSpec:
     target: str  # checkpoint path or endpoint model id
     options: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def batched(self) -> bool:
+        """hf decodes in batches; openai keeps concurrent requests in flight."""
+        return self.backend == "hf"
+
+    def batch_size(self, requested: int | None, concurrency: int | None) -> int:
+        if requested:
+            return requested
+        if self.backend == "openai":
+            from evalkit.backends.openai import DEFAULT_CONCURRENCY
+
+            return concurrency or int(self.options.get("concurrency") or DEFAULT_CONCURRENCY)
+        return int(self.options.get("batch_size") or 8)
+
+    def settings(self, dtype: str | None) -> dict[str, Any]:
+        """What identifies the model's outputs beyond its name; a resumed run must match it."""
+        target = self.target
+        if self.backend == "hf" and Path(target).expanduser().is_dir():
+            target = str(Path(target).expanduser().resolve())
+        found = {"backend": self.backend, "target": target, "revision": self.options.get("revision")}
+        if self.backend == "hf":
+            found["dtype"] = dtype or self.options.get("dtype", "auto")
+        return found
+
+    def template(self) -> tuple[bool, str | None]:
+        """(use the protocol's template?, the config's own): a config may name one, or "native"."""
+        if "template" not in self.options:
+            return True, None
+        chosen = self.options["template"]
+        return False, None if chosen in (None, "native") else str(chosen)
+
 
 def config_dirs() -> list[Path]:
     dirs = [Path(p) / "models" for p in filter(None, os.environ.get("EVALKIT_CONFIGS", "").split(os.pathsep))]

@@ -54,6 +54,16 @@ def get_protocol(name: str) -> Protocol:
         raise ConfigError(f"unknown protocol {name!r} (known: {', '.join(sorted(PROTOCOLS))})") from None
 
 
+TEMPLATE_SYSTEM: dict[str, str | None] = {"vicuna_v1": VICUNA_SYSTEM, "plain": None}
+
+
+def template_system(template: str | None) -> str | None:
+    """The system prompt a named template carries (sent as a system message to chat endpoints)."""
+    if template is not None and template not in TEMPLATE_SYSTEM:
+        raise ConfigError(f"unknown conversation template {template!r} (known: {', '.join(TEMPLATE_SYSTEM)})")
+    return TEMPLATE_SYSTEM.get(template) if template else None
+
+
 def render_template(template: str, prompt: str, n_images: int, image_token: str = "<image>") -> str:
     """A named conversation template as text; the image placeholders come first, as in LLaVA."""
     images = (image_token + "\n") * n_images

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -88,7 +88,19 @@ class Manifest(BaseModel):
     protocol: str
     model: str
     generation: dict[str, Any]
+    model_settings: dict[str, Any] = Field(default_factory=dict)  # backend, checkpoint, dtype, revision
+    data_fingerprint: str = ""
+    backend_info: dict[str, Any] | None = None  # what the backend reported when it loaded (not compared)
     record_version: int = RECORD_VERSION
+
+    PINNED: ClassVar[tuple[str, ...]] = (
+        "task_version",
+        "protocol",
+        "generation",
+        "model",
+        "model_settings",
+        "data_fingerprint",
+    )
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -8,12 +8,21 @@ which needs `--data-root`; ids shared by several questions (MME pairs) are told 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.data.readers import Sample
 from evalkit.errors import InputError
-from evalkit.protocols import Protocol
-from evalkit.records import Prediction, read_predictions
+from evalkit.protocols import Protocol, get_protocol
+from evalkit.records import (
+    MANIFEST,
+    PREDICTIONS,
+    Manifest,
+    Prediction,
+    atomic_write,
+    read_predictions,
+    rewrite_predictions,
+)
 from evalkit.runner import make_prediction
 from evalkit.task import Task
 
@@ -92,6 +101,50 @@ def rescore_llava(task: Task, protocol: Protocol, path: Path, samples: list[Samp
             task, variant, protocol, sample, str(obj.get("prompt", "")), obj["text"]
         )
     return list(out.values())
+
+
+@dataclass(frozen=True)
+class Rescored:
+    task: Task
+    protocol: Protocol
+    source: Path
+    predictions: list[Prediction]
+    metrics: dict[str, float]
+
+    @property
+    def primary(self) -> str:
+        return self.task.primary_for(self.protocol.name)
+
+
+def default_protocol(path: Path) -> str:
+    """The protocol recorded beside an evalkit predictions file (its run's manifest), else llava."""
+    manifest = path.parent / MANIFEST
+    if manifest.exists():
+        return Manifest.model_validate_json(manifest.read_text(encoding="utf-8")).protocol
+    return "llava"
+
+
+def rescore_file(task: Task, path: Path, protocol: str | None, data_root: Path | None) -> Rescored:
+    chosen = get_protocol(protocol or default_protocol(path))
+    samples = task.load(data_root / task.folder).samples if data_root is not None else None
+    predictions = load_and_rescore(task, chosen, path, samples)
+    return Rescored(task, chosen, path, predictions, task.aggregate(predictions))
+
+
+def write_rescored(result: Rescored, output: Path) -> None:
+    """`predictions.jsonl` (re-scored records) and `scores.json` (metrics and where they came from)."""
+    output.mkdir(parents=True, exist_ok=True)
+    rewrite_predictions(output / PREDICTIONS, result.predictions)
+    summary = {
+        "task": result.task.name,
+        "task_version": result.task.version,
+        "protocol": result.protocol.name,
+        "source": str(result.source),
+        "n": len(result.predictions),
+        "metrics": result.metrics,
+        "primary": result.primary,
+    }
+    atomic_write(output / "scores.json", json.dumps(summary, indent=2) + "\n")
 
 
 def load_and_rescore(

@@ -11,44 +11,22 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import evalkit
-from evalkit.backends.base import Backend, Failure
+from evalkit.backends.base import Failure
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError
-from evalkit.pipeline import Pipeline, make_batches
+from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
 from evalkit.records import DataInfo, Manifest, Prediction, RunRecord
 from evalkit.store import TaskStore
 from evalkit.task import Task, Variant
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
-
-
-class LazyBackend:
-    """Builds the backend on first use, so finished tasks never load a model."""
-
-    def __init__(self, factory: Callable[[], Backend], batch_size: int | None = None) -> None:
-        self._factory = factory
-        self._backend: Backend | None = None
-        self.batch_size = batch_size
-
-    @property
-    def loaded(self) -> bool:
-        return self._backend is not None
-
-    def get(self) -> Backend:
-        if self._backend is None:
-            self._backend = self._factory()
-        return self._backend
-
-    def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
 
 
 @dataclass(frozen=True)
@@ -59,6 +37,14 @@ class RunSettings:
     data_root: Path
     output: Path
     limit: int | None = None
+    # conversation template: the protocol's unless a model config names another ("native": the model's own)
+    template: str | None = None
+    use_protocol_template: bool = True
+    # what identifies the model beyond its name (backend, checkpoint, dtype, revision); pinned on resume
+    model_settings: dict[str, object] = field(default_factory=dict)
+
+    def conversation_template(self) -> str | None:
+        return self.protocol.template if self.use_protocol_template else self.template
 
 
 def now() -> str:
@@ -124,13 +110,19 @@ def make_prediction(
     )
 
 
-def generation_settings(protocol: Protocol, variant: Variant) -> dict[str, object]:
+def generation_settings(settings: RunSettings, variant: Variant) -> dict[str, object]:
+    """Greedy decoding settings and the conversation template actually used, as recorded and pinned."""
+    template = settings.conversation_template()
+    if settings.model_settings.get("backend") == "openai":  # the server applies its own chat template
+        label = f"server chat template + {template} system prompt" if template else "server chat template"
+    else:
+        label = template or "model chat template"
     return {
         "max_new_tokens": variant.max_new_tokens,
         "do_sample": False,
         "num_beams": 1,
         "temperature": 0.0,
-        "template": protocol.template or "model chat template",
+        "template": label,
         "image_mode": variant.image_mode,
     }
 
@@ -148,7 +140,7 @@ def run_task(
     dataset = task.load(settings.data_root / task.folder)
     samples = select(dataset, settings.limit)
     wanted = {s.id for s in samples}
-    generation = generation_settings(protocol, variant)
+    generation = generation_settings(settings, variant)
     store = TaskStore(settings.output / settings.name / task.name, world)
     store.check_manifest(
         Manifest(
@@ -157,27 +149,31 @@ def run_task(
             protocol=protocol.name,
             model=settings.model,
             generation=generation,
+            model_settings=settings.model_settings,
+            data_fingerprint=dataset.fingerprint,
         )
     )
+    store.guard_limit(len(samples))
     done = store.resume(wanted)
     pending = [s for s in samples if s.id not in done]
     if not pending and (record := store.finished(len(samples), dataset.fingerprint)):
         return record
 
     started, clock = now(), time.perf_counter()
-    mine = world.shard(pending)
+    if backend.batched:  # batches fixed over the whole task; those holding pending samples are run whole
+        batches = make_batches(samples, variant, backend.batch_size)
+        mine = world.shard([b for b in batches if any(s.id not in done for s in b)])
+    else:
+        mine = make_batches(world.shard(pending), variant, backend.batch_size)
     if progress:
         progress(task.name, len(done), len(samples))
     if mine:
-        engine = backend.get()
-        pipeline = Pipeline(engine, variant, protocol.template)
+        pipeline = Pipeline(backend, variant, settings.conversation_template(), {s.id for s in pending})
         written = 0
         with store.writer() as writer:
-            for batch in pipeline.run(
-                make_batches(mine, variant, backend.batch_size or engine.default_batch_size)
-            ):
-                writer.write(make_prediction(task, variant, protocol, *item) for item in batch)
-                written += len(batch)
+            for items in pipeline.run(mine):
+                writer.write(make_prediction(task, variant, protocol, *item) for item in items)
+                written += len(items)
                 if progress:  # under data parallelism, rank 0 extrapolates from its own shard
                     progress(task.name, min(len(samples), len(done) + written * world.size), len(samples))
     seconds = time.perf_counter() - clock
@@ -187,17 +183,20 @@ def run_task(
         if (final := store.finished(len(samples), dataset.fingerprint)) is None:
             raise ConfigError(f"{store.metrics}: rank 0 did not write this task's metrics")
         return final
+    if backend.loaded:
+        store.remember_backend(backend.get().describe())
+    backend_info = store.backend_info()
     records = store.gather(wanted)
     predictions = [records[s.id] for s in samples]
     record = RunRecord(
         task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
-        model_config=backend.get().describe() if backend.loaded else {"model": settings.model},
-        generation=generation | {"batch_size": backend.batch_size or "default", "world_size": world.size},
+        model_config=backend_info or {"model": settings.model, **settings.model_settings},
+        generation=generation | {"batch_size": backend.batch_size, "world_size": world.size},
         evalkit_version=evalkit.__version__, git_sha=git_sha(),
         data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
         n=len(predictions), started=started, finished=now(), seconds=round(seconds, 3),
         samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
-        metrics=task.aggregate(predictions), primary=task.primary,
+        metrics=task.aggregate(predictions), primary=task.primary_for(protocol.name),
     )  # fmt: skip
     store.write_record(record)
     world.barrier()

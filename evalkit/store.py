@@ -62,7 +62,7 @@ class TaskStore:
             atomic_write(path, manifest.model_dump_json(indent=2) + "\n")
             return
         old = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-        for field in ("task_version", "protocol", "generation", "model"):
+        for field in Manifest.PINNED:
             if getattr(old, field) != getattr(manifest, field):
                 raise ConfigError(
                     f"{self.folder}: existing predictions were made with {field}={getattr(old, field)!r}, "
@@ -85,6 +85,24 @@ class TaskStore:
         self.world.barrier()
         return {p.id: p for p in read_predictions(self.predictions) if p.id in wanted}
 
+    def remember_backend(self, info: dict[str, object]) -> None:
+        """Keep what the backend reported, so a later run that loads nothing can still record it."""
+        path = self.folder / MANIFEST
+        if self.world.is_main and path.exists():
+            manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+            if manifest.backend_info != info:
+                atomic_write(
+                    path, manifest.model_copy(update={"backend_info": info}).model_dump_json(indent=2) + "\n"
+                )
+
+    def backend_info(self) -> dict[str, object] | None:
+        path = self.folder / MANIFEST
+        return (
+            Manifest.model_validate_json(path.read_text(encoding="utf-8")).backend_info
+            if path.exists()
+            else None
+        )
+
     def writer(self) -> PredictionWriter:
         target = self.predictions if self.world.size == 1 else part_path(self.predictions, self.world.rank)
         return PredictionWriter(target)
@@ -93,6 +111,14 @@ class TaskStore:
         """After generation (main rank): every record, part files merged in."""
         merge_parts(self.predictions)
         return {p.id: p for p in read_predictions(self.predictions) if p.id in wanted}
+
+    def guard_limit(self, n: int) -> None:
+        """A --limit run must not replace the metrics of a run over more samples."""
+        if self.world.is_main and self.metrics.exists() and (old := read_run_record(self.metrics)).n > n:
+            raise ConfigError(
+                f"{self.folder} holds results for {old.n} samples; a run over {n} would replace "
+                "its metrics.json: use another --name or --output for limited runs"
+            )
 
     def finished(self, n: int, fingerprint: str) -> RunRecord | None:
         """The existing run record when it covers exactly these samples of this data."""

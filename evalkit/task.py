@@ -28,7 +28,7 @@ class Variant:
     score: Callable[[str, Sample], Scored]
     max_new_tokens: int
     image_mode: ImageMode = "native"
-    notes: str = ""
+    primary: str | None = None  # the headline metric under this protocol, when it differs from the task's
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class Task:
             raise ConfigError(
                 f"task {self.name!r} has no variant for protocol {protocol!r} (has: {known})"
             ) from None
+
+    def primary_for(self, protocol: str) -> str:
+        return self.variant(protocol).primary or self.primary
 
     def sample_meta(self, sample: Sample) -> dict[str, object]:
         """What a prediction record keeps of its sample: the target and the benchmark's metadata."""

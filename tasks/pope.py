@@ -25,6 +25,7 @@ from evalkit.data.readers import (
     read_benchmark,
     read_json_lines,
     read_parquet_rows,
+    require_dir,
     require_keys,
 )
 from evalkit.errors import InputError
@@ -43,6 +44,8 @@ LLAVA_OFFSETS = (("popular", 20_000_000), ("random", 10_000_000), ("adversarial"
 
 def from_llava_id(question_id: str) -> str:
     """The sample id of a question id from LLaVA's POPE answer files."""
+    if not question_id.isdigit():
+        raise InputError(f"not a LLaVA POPE question id: {question_id!r}")
     number = int(question_id)
     split, offset = next((s, o) for s, o in LLAVA_OFFSETS if number > o)
     return f"{split}/{number - offset}"
@@ -56,10 +59,10 @@ def _sample(
 
 
 def _read_authors(folder: Path) -> Dataset:
-    images = folder.parent / "coco" / "val2014"
-    present = [f for split in SPLITS if (f := folder / f"coco_pope_{split}.json").exists()]
-    if not present:
-        raise InputError(f"POPE: no coco_pope_{{{','.join(SPLITS)}}}.json in {folder}")
+    images = require_dir(folder.parent / "coco" / "val2014", "POPE images (COCO val2014)")
+    present = [folder / f"coco_pope_{split}.json" for split in SPLITS]
+    if missing := [f.name for f in present if not f.exists()]:
+        raise InputError(f"POPE: {', '.join(missing)} not found in {folder} (all three splits are needed)")
     samples: list[Sample] = []
     for file in present:
         split = file.stem.removeprefix("coco_pope_")
@@ -125,7 +128,8 @@ TASK = Task(
     load=load,
     variants={
         "llava": Variant(prompt_llava, label_match(yes_no_negation), max_new_tokens=128, image_mode="pad"),
-        "lmms-eval": Variant(prompt_lmms, label_match(yes_no_exact), max_new_tokens=128),
+        # lmms-eval's headline pope_f1_score pools all 9000 questions
+        "lmms-eval": Variant(prompt_lmms, label_match(yes_no_exact), max_new_tokens=128, primary="all_f1"),
     },
     aggregate=aggregate,
     primary="f1",

@@ -8,6 +8,7 @@ and the generation limit. `prepare` runs in a worker thread ahead of `generate`,
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,15 @@ class Backend:
 
     def generate(self, prepared: Any) -> list[str | Failure]:
         """Greedy completions, one per request of the prepared batch, in order."""
+        raise NotImplementedError
+
+    # A backend that serves requests concurrently (remote endpoints) sets `window` to how many requests
+    # it wants in flight and implements `submit`; the runner then keeps that many going and writes
+    # results as they complete instead of waiting for whole batches.
+    window: int = 0
+
+    def submit(self, prepared: Any) -> list[Future[str | Failure]]:
+        """Start the prepared batch's requests; one future per request, in order."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from PIL import Image
 
 from evalkit.backends.base import Backend, Failure, Request
 from evalkit.errors import ConfigError
+from evalkit.protocols import template_system
 
 DEFAULT_CONCURRENCY = 16
 
@@ -29,15 +31,30 @@ def data_url(image: Image.Image) -> str:
 
 
 def chat_messages(request: Request) -> list[dict[str, Any]]:
+    """The user message (images, then the prompt); a named template contributes its system prompt, the
+    server's own chat template does the rest."""
+    system = template_system(request.template)
     content: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": data_url(img)}} for img in request.images
     ]
     content.append({"type": "text", "text": request.prompt})
-    return [{"role": "user", "content": content}]
+    user = {"role": "user", "content": content}
+    return [{"role": "system", "content": system}, user] if system else [user]
 
 
 def scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
+
+
+def public_url(url: str) -> str:
+    """The endpoint URL without user:password or query parameters (which may carry credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+FATAL_STATUS = {401: "unauthorised (check the API key)", 403: "forbidden", 404: "model or endpoint not found"}
 
 
 class OpenAIBackend(Backend):
@@ -64,15 +81,16 @@ class OpenAIBackend(Backend):
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evalkit-openai")
         super().__init__(
             name="openai",
-            default_batch_size=4 * self.concurrency,
+            default_batch_size=self.concurrency,
             info={
                 "model": model,
-                "base_url": base_url,
+                "base_url": public_url(base_url),
                 "timeout": timeout,
                 "max_retries": max_retries,
                 "concurrency": self.concurrency,
             },
         )
+        self.window = 2 * self.concurrency  # keep the pool busy while finished requests are written
 
     def prepare(self, batch: list[Request]) -> list[tuple[Request, list[dict[str, Any]]]]:
         return [(r, chat_messages(r)) for r in batch]
@@ -86,6 +104,14 @@ class OpenAIBackend(Backend):
                 model=self.model, messages=messages, temperature=0.0, max_tokens=request.max_new_tokens
             )
         except openai.APIStatusError as exc:
+            if exc.status_code in FATAL_STATUS:  # every request would fail the same way: stop the run
+                raise ConfigError(
+                    scrub(
+                        f"endpoint answered HTTP {exc.status_code}, "
+                        f"{FATAL_STATUS[exc.status_code]}: {exc.message}",
+                        self._key,
+                    )
+                ) from None
             return Failure(scrub(f"HTTP {exc.status_code} from endpoint: {exc.message}", self._key))
         except openai.APITimeoutError:
             return Failure("request timed out (after retries)")
@@ -95,8 +121,11 @@ class OpenAIBackend(Backend):
             return Failure("endpoint returned no choices")
         return response.choices[0].message.content or ""
 
+    def submit(self, prepared: list[tuple[Request, list[dict[str, Any]]]]) -> list[Future[str | Failure]]:
+        return [self._pool.submit(self._one, item) for item in prepared]
+
     def generate(self, prepared: list[tuple[Request, list[dict[str, Any]]]]) -> list[str | Failure]:
-        return list(self._pool.map(self._one, prepared))
+        return [future.result() for future in self.submit(prepared)]
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

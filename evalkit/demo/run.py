@@ -12,10 +12,11 @@ from rich.console import Console
 
 from evalkit.demo.samples import DATA
 from evalkit.models import backend_factory, resolve_model
+from evalkit.pipeline import LazyBackend
 from evalkit.protocols import get_protocol
 from evalkit.registry import get_task
 from evalkit.reports.table import render
-from evalkit.runner import LazyBackend, RunSettings, run_task
+from evalkit.runner import RunSettings, run_task
 
 TRAIN_STEPS = 300
 
@@ -33,13 +34,12 @@ def run_demo(output: Path, console: Console) -> Path:
         )
         build_tiny_llava(checkpoint, seed=0, train_steps=TRAIN_STEPS)
     spec = resolve_model(str(checkpoint))
-    backend = LazyBackend(
-        backend_factory(spec, dtype=None, base_url=None, concurrency=None, batch_size=8), batch_size=8
-    )
+    backend = LazyBackend(backend_factory(spec, dtype=None, base_url=None, concurrency=None, batch_size=8), 8)
     settings = RunSettings(
         name="tiny-llava",
         model=str(checkpoint),
         protocol=get_protocol("llava"),
+        model_settings=spec.settings(None),
         data_root=DATA,
         output=output / "results",
     )

@@ -13,9 +13,10 @@ from evalkit.backends.base import Request
 from evalkit.backends.hf import HFBackend
 from evalkit.data.images import expand_to_square
 from evalkit.demo.tiny_model import build_tiny_llava
+from evalkit.pipeline import LazyBackend
 from evalkit.protocols import get_protocol
 from evalkit.registry import get_task
-from evalkit.runner import LazyBackend, RunSettings, run_task
+from evalkit.runner import RunSettings, run_task
 from tests.support.fixtures import image, write_mme, write_pope
 from tests.test_e2e_openai import evalkit, load_jsonl
 
@@ -152,3 +153,79 @@ def test_llava_next_batches_and_keeps_native_images(data_root: Path, tmp_path: P
     backend = HFBackend(checkpoint)
     assert backend.model.config.model_type == "llava_next"
     assert backend.image_mode("pad") == "native" and backend.image_mode("crop") == "crop"
+
+
+class CountingHF(HFBackend):
+    """The real backend, counting the rows of each batch it generates."""
+
+    rows: list[int]
+
+    def generate(self, prepared: tuple[dict, int]) -> list:
+        self.rows.append(int(prepared[0]["input_ids"].shape[0]))
+        return super().generate(prepared)
+
+
+def test_resume_regenerates_a_partly_done_batch_whole(
+    checkpoint: Path, data_root: Path, tmp_path: Path
+) -> None:
+    """Batches are fixed over the task: a resumed batch keeps its members, so fp16 kernels chosen by batch
+    shape cannot make a resumed run differ from an uninterrupted one."""
+    settings = RunSettings(
+        name="r", model=str(checkpoint), protocol=get_protocol("llava"), data_root=data_root, output=tmp_path
+    )
+    first = CountingHF(checkpoint)
+    first.rows = []
+    run_task(get_task("pope"), settings, LazyBackend(lambda: first, 4))
+    assert first.rows == [4, 4, 2]
+    preds = tmp_path / "r" / "pope" / "predictions.jsonl"
+    full = load_jsonl(preds)
+    preds.write_text("".join(json.dumps(r) + "\n" for r in full if r["id"] != full[1]["id"]))
+    (tmp_path / "r" / "pope" / "metrics.json").unlink()
+    again = CountingHF(checkpoint)
+    again.rows = []
+    run_task(get_task("pope"), settings, LazyBackend(lambda: again, 4))
+    assert again.rows == [4]  # the whole batch of the missing sample, not a batch of one
+    resumed = load_jsonl(preds)
+    assert len(resumed) == len({r["id"] for r in resumed}) == 10
+    assert {r["id"]: r["output"] for r in resumed} == {r["id"]: r["output"] for r in full}
+
+
+def test_unreadable_images_alone_never_load_the_model(
+    checkpoint: Path, data_root: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root, model = tmp_path / "data", tmp_path / "model"
+    shutil.copytree(data_root, root)
+    shutil.copytree(checkpoint, model)
+    (root / "coco" / "val2014" / "COCO_val2014_000000000101.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    args = ["run", "--model", str(model), "--tasks", "pope", "--data-root", str(root), "--output", str(out)]
+    assert evalkit(*args, timeout=600).returncode == 0
+    for weights in model.glob("*.safetensors"):
+        weights.unlink()  # loading the model would now fail
+    again = evalkit(*args, timeout=600)
+    assert again.returncode == 0, again.stderr
+    metrics = json.loads((out / "model" / "pope" / "metrics.json").read_text())
+    assert metrics["metrics"]["failed"] == 1 and metrics["model_config"]["backend"] == "hf"
+
+
+def test_settings_pinned_on_resume(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    base = [
+        "run",
+        "--model",
+        str(checkpoint),
+        "--tasks",
+        "pope",
+        "--data-root",
+        str(data_root),
+        "--output",
+        str(tmp_path),
+        "--name",
+        "pin",
+    ]
+    assert evalkit(*base, "--dtype", "float32", timeout=600).returncode == 0
+    other = evalkit(*base, "--dtype", "bfloat16", timeout=600)
+    assert other.returncode == 2 and "model_settings" in other.stderr and "bfloat16" in other.stderr
+    limited = evalkit(*base, "--dtype", "float32", "--limit", "3", timeout=600)
+    assert limited.returncode == 2 and "results for 10 samples" in limited.stderr

@@ -1,0 +1,48 @@
+"""Checks every registered task must pass: a fixture in the authors' layout, unique ids, both protocols,
+the canonical answer scored right, aggregation with the primary key and the outcome counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from evalkit.protocols import PROTOCOLS
+from evalkit.registry import all_tasks
+from evalkit.runner import make_prediction
+from tests.support.fixtures import write_mme, write_pope
+
+FIXTURES: dict[str, Callable[[Path], object]] = {"mme": write_mme, "pope": write_pope}
+TASKS = sorted(all_tasks())
+
+
+def test_every_task_has_a_fixture() -> None:
+    assert set(TASKS) <= set(FIXTURES), "add a fixture writer for each new task"
+
+
+@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_task_conformance(name: str, protocol: str, tmp_path: Path) -> None:
+    task = all_tasks()[name]
+    FIXTURES[name](tmp_path)
+    samples = task.load(tmp_path / task.folder).samples
+    assert samples and len({s.id for s in samples}) == len(samples)
+    variant = task.variant(protocol)
+    assert all(variant.prompt(s).strip() for s in samples) and variant.max_new_tokens > 0
+    records = [
+        make_prediction(task, variant, PROTOCOLS[protocol], s, variant.prompt(s), s.target) for s in samples
+    ]
+    assert all(r.score == 1.0 and r.answer is not None for r in records), "the target itself must score right"
+    metrics = task.aggregate(records)
+    assert task.primary in metrics and metrics["unparsed"] == 0 and metrics["failed"] == 0
+    assert all(isinstance(v, int | float) for v in metrics.values())
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_task_module_is_documented_and_small(name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"evalkit_tasks.{name}")
+    assert module.__doc__ and len(module.__doc__.strip().splitlines()) >= 3
+    assert len(Path(module.__file__).read_text().splitlines()) <= 160
