@@ -17,14 +17,7 @@ YES, NO = "yes", "no"
 def yes_no_prefix(output: str) -> Parsed:
     """MME official: the lower-cased output is yes/no exactly, else "yes"/"no" within its first 4 chars."""
     text = output.lower()
-    if text in (YES, NO):
-        return Parsed(text, "exact")
-    head = text[:4]
-    if YES in head:
-        return Parsed(YES, "prefix4")
-    if NO in head:
-        return Parsed(NO, "prefix4")
-    return Parsed(None, "unparsed")
+    return Parsed(text, "exact") if text in (YES, NO) else _prefix4(text)
 
 
 def yes_no_prefix_lenient(output: str) -> Parsed:
@@ -34,6 +27,11 @@ def yes_no_prefix_lenient(output: str) -> Parsed:
         return Parsed(text, "exact")
     if len(text) == 1:
         return Parsed({"y": YES, "n": NO}.get(text), "letter" if text in "yn" else "unparsed")
+    return _prefix4(text)
+
+
+def _prefix4(text: str) -> Parsed:
+    """MME's fallback: "yes" within the first 4 characters, else "no" within them."""
     head = text[:4]
     if YES in head:
         return Parsed(YES, "prefix4")

@@ -34,19 +34,22 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_batch_of_8_equals_batch_of_1(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+def outputs_by_batch_size(
+    checkpoint: Path, data_root: Path, out: Path, tasks: str, sizes: tuple[str, ...]
+) -> dict:
+    """{batch size: {sample id: output}} from CLI runs of each batch size."""
     outputs = {}
-    for size in ("1", "8"):
+    for size in sizes:
         result = evalkit(
             "run",
             "--model",
             str(checkpoint),
             "--tasks",
-            "mme,pope",
+            tasks,
             "--data-root",
             str(data_root),
             "--output",
-            str(tmp_path),
+            str(out),
             "--name",
             f"bs{size}",
             "--batch-size",
@@ -56,9 +59,14 @@ def test_batch_of_8_equals_batch_of_1(checkpoint: Path, data_root: Path, tmp_pat
         assert result.returncode == 0, result.stderr
         outputs[size] = {
             r["id"]: r["output"]
-            for task in ("mme", "pope")
-            for r in load_jsonl(tmp_path / f"bs{size}" / task / "predictions.jsonl")
+            for task in tasks.split(",")
+            for r in load_jsonl(out / f"bs{size}" / task / "predictions.jsonl")
         }
+    return outputs
+
+
+def test_batch_of_8_equals_batch_of_1(checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
+    outputs = outputs_by_batch_size(checkpoint, data_root, tmp_path, "mme,pope", ("1", "8"))
     assert len(outputs["1"]) == 24
     assert outputs["1"] == outputs["8"]
     assert any(outputs["1"].values())  # the model did produce text
@@ -127,28 +135,7 @@ def test_llava_next_batches_and_keeps_native_images(data_root: Path, tmp_path: P
     from tests.support.tiny_next import build_tiny_llava_next
 
     checkpoint = build_tiny_llava_next(tmp_path / "tiny-next")
-    outputs = {}
-    for size in ("1", "4"):
-        result = evalkit(
-            "run",
-            "--model",
-            str(checkpoint),
-            "--tasks",
-            "pope",
-            "--data-root",
-            str(data_root),
-            "--output",
-            str(tmp_path),
-            "--name",
-            f"bs{size}",
-            "--batch-size",
-            size,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr
-        outputs[size] = {
-            r["id"]: r["output"] for r in load_jsonl(tmp_path / f"bs{size}" / "pope" / "predictions.jsonl")
-        }
+    outputs = outputs_by_batch_size(checkpoint, data_root, tmp_path, "pope", ("1", "4"))
     assert len(outputs["1"]) == 10 and outputs["1"] == outputs["4"]
     backend = HFBackend(checkpoint)
     assert backend.model.config.model_type == "llava_next"
