@@ -53,7 +53,7 @@ class LazyBackend:
 
 def make_batches(samples: list[Sample], variant: Variant, size: int) -> list[list[Sample]]:
     """Batches of similar prompt length (little padding); a stable sort, so the order is deterministic."""
-    ordered = sorted(samples, key=lambda s: (len(s.images), len(variant.prompt(s))))
+    ordered = sorted(samples, key=lambda s: (len(s.images), len(variant.prompt(s)), s.group))
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 

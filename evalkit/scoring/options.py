@@ -1,0 +1,185 @@
+"""Multiple-choice answer extraction: the one option parser, as named steps composed into rule chains.
+
+A step looks at the model's output and the options ({"A": "text", ...}) and returns a letter or None.
+A chain tries its steps in order; the first letter wins and the step's name is recorded, so every
+prediction says which rule decided it. Nothing is guessed: when no step applies the output is unparsed
+(a configured judge may be asked first - see `extract`). Chains:
+
+- `GENERAL`: lone letter, leading "B." / "(B)" / "B)", "Answer: B" / "The answer is B", a letter standing
+  alone among the last tokens, a unique option text in the output (the VLMEvalKit-style rules).
+- `EXACT_LETTER`: the stripped output is exactly the letter (LLaVA's SEED-Bench conversion: "A." is wrong).
+- `FIRST_CHAR`: the first character of the stripped output, upper-cased (lmms-eval SEED-Bench).
+- `SQA_LLAVA`: LLaVA eval_science_qa.py - bare letter; "B. ..." ; exactly one "The answer is X." match.
+- `MMMU`: the official MMMU parse_multi_choice_response (without its random fallback).
+- `MMMU_LMMS`: lmms-eval's variant of it (its "X " and "X." passes).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from evalkit.scoring.types import Parsed
+
+Options = Mapping[str, str]  # letter -> option text, in letter order
+Step = Callable[[str, Options], str | None]
+
+LETTERS = string.ascii_uppercase
+
+
+def options_from(texts: Sequence[str]) -> dict[str, str]:
+    """{"A": first, "B": second, ...}"""
+    return {LETTERS[i]: str(t) for i, t in enumerate(texts)}
+
+
+def render_options(options: Options, style: str = "{letter}. {text}") -> str:
+    """Options one per line ("A. text"), each line preceded by a newline."""
+    return "".join("\n" + style.format(letter=k, text=v) for k, v in options.items())
+
+
+# --- steps -------------------------------------------------------------------------------------------
+
+
+def lone_letter(output: str, options: Options) -> str | None:
+    """The whole output is one option letter, possibly wrapped: "B", "B.", "(B)", "B)", "**B**", "[B]"."""
+    m = re.fullmatch(r"[\s(\[*]*([A-Z])[\s)\].:*]*", output)
+    return m.group(1) if m and m.group(1) in options else None
+
+
+def leading_letter(output: str, options: Options) -> str | None:
+    """The output opens with a marked letter and goes on: "B. text", "(B) text", "B) text", "B: text"."""
+    m = re.match(r"\s*(?:\(([A-Z])\)|\[([A-Z])\]|([A-Z])[.):])(?:\s|$)", output)
+    letter = m and (m.group(1) or m.group(2) or m.group(3))
+    return letter if letter in options else None
+
+
+_ANSWER_PHRASE = re.compile(r"\b[Aa]nswer(?:\s+is)?\s*[:：]?\s*[(\[*]*([A-Z])(?![A-Za-z])")
+
+
+def answer_phrase(output: str, options: Options) -> str | None:
+    """ "Answer: B", "The answer is B", "the correct answer is (B)" - only when all such phrases agree."""
+    found = {m for m in _ANSWER_PHRASE.findall(output) if m in options}
+    return found.pop() if len(found) == 1 else None
+
+
+_SEPARATORS = str.maketrans({c: " " for c in ".()[],:;!*#{}\"'?"})
+LAST_TOKENS = 4
+
+
+def lone_token(output: str, options: Options) -> str | None:
+    """Exactly one option letter stands alone as a token, and it is among the last few tokens
+    ("... so the correct option is C"). An "A" followed by a lower-case word is the article, not a letter."""
+    words = output.split()
+    tokens = output.translate(_SEPARATORS).split()
+    article = {i for i, w in enumerate(words[:-1]) if w == "A" and words[i + 1][:1].islower()}
+    if article:
+        tokens = [t for i, t in enumerate(words) if i not in article]
+        tokens = " ".join(tokens).translate(_SEPARATORS).split()
+    found = {t for t in tokens if t in options}
+    if len(found) != 1:
+        return None
+    letter = found.pop()
+    return letter if letter in tokens[-LAST_TOKENS:] else None
+
+
+def option_text(output: str, options: Options) -> str | None:
+    """Exactly one option's text appears in the output (case-insensitive), and the output is not a long
+    ramble (at most twice the options' total length) where any text could appear by chance."""
+    text = output.lower()
+    if len(text) > 2 * sum(len(v) for v in options.values()):
+        return None
+    found = [k for k, v in options.items() if v.strip() and v.strip().lower() in text]
+    return found[0] if len(found) == 1 else None
+
+
+def exact_letter(output: str, options: Options) -> str | None:
+    """The stripped output is exactly a letter (of any option or not: a letter is an answer)."""
+    text = output.strip()
+    return text if len(text) == 1 and text in LETTERS else None
+
+
+def first_char(output: str, options: Options) -> str | None:
+    """The first character of the stripped output, upper-cased (lmms-eval's SEED-Bench rule)."""
+    text = output.strip()
+    return text[0].upper() if text else None
+
+
+SQA_LETTERS = "ABCDE"  # eval_science_qa.py checks replies against these, whatever the question's options
+
+
+def sqa_bare_letter(output: str, options: Options) -> str | None:
+    """LLaVA ScienceQA: the reply is one of A-E."""
+    return output if output in tuple(SQA_LETTERS) else None
+
+
+def sqa_letter_dot(output: str, options: Options) -> str | None:
+    """LLaVA ScienceQA: "B. text" - one of A-E followed by '. '."""
+    return output[0] if len(output) >= 3 and output[0] in SQA_LETTERS and output[1:3] == ". " else None
+
+
+_SQA_ANSWER_IS = re.compile(r"The answer is ([A-Z]).")
+
+
+def sqa_answer_is(output: str, options: Options) -> str | None:
+    """LLaVA ScienceQA: exactly one match of `The answer is ([A-Z]).` (the letter may be no option)."""
+    found = _SQA_ANSWER_IS.findall(output)
+    return found[0] if len(found) == 1 else None
+
+
+def _mmmu(output: str, options: Options, passes: tuple[str, ...]) -> str | None:
+    """MMMU's candidate search: bracketed letters, then spaced letters, then (for replies of more than
+    5 words) option texts; several candidates resolve to the one mentioned last."""
+    resp = output
+    for char in (",", ".", "!", "?", ";", ":", "'"):
+        resp = resp.strip(char)
+    resp = " " + resp + " "
+    candidates = [k for k in options if f"({k})" in resp]
+    where: Callable[[str], int] = lambda k: resp.rfind(f"({k})")  # noqa: E731
+    for form in passes:
+        if not candidates:
+            candidates = [k for k in options if form.format(k) in resp]
+            where = lambda k: resp.rfind(f" {k} ")  # noqa: E731  (MMMU locates letters as " X ")
+    if not candidates and len(resp.split()) > 5:
+        lowered = resp.lower()
+        candidates = [k for k, v in options.items() if v.lower() in lowered]
+        where = lambda k: lowered.rfind(options[k].lower())  # noqa: E731
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    positions = [where(k) for k in candidates]
+    return candidates[positions.index(max(positions))]  # ties: the earliest letter, as argmax does
+
+
+def mmmu_official(output: str, options: Options) -> str | None:
+    return _mmmu(output, options, (" {} ",))
+
+
+def mmmu_lmms(output: str, options: Options) -> str | None:
+    return _mmmu(output, options, ("{} ", "{}."))
+
+
+# --- chains ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    steps: tuple[Step, ...]
+
+    def __call__(self, output: str, options: Options) -> Parsed:
+        for step in self.steps:
+            letter = step(output, options)
+            if letter is not None:
+                return Parsed(letter, step.__name__)
+        return Parsed(None, "unparsed")
+
+
+GENERAL = Chain("general", (lone_letter, leading_letter, answer_phrase, lone_token, option_text))
+EXACT_LETTER = Chain("exact_letter", (exact_letter,))
+FIRST_CHAR = Chain("first_char", (first_char,))
+SQA_LLAVA = Chain("sqa_llava", (sqa_bare_letter, sqa_letter_dot, sqa_answer_is))
+MMMU = Chain("mmmu", (mmmu_official,))
+MMMU_LMMS = Chain("mmmu_lmms", (mmmu_lmms,))
