@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from evalkit.errors import ConfigError
 
 SHORT = "\nAnswer the question using a single word or phrase."
+MC = "\nAnswer with the option's letter from the given choices directly."
+MC_CN = "\n请直接回答选项字母。"
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."

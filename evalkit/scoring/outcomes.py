@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from evalkit.data.readers import Sample
 from evalkit.records import Prediction
@@ -19,6 +19,19 @@ def label_match(parser: Callable[[str], Parsed]) -> Callable[[str, Sample], Scor
         )
 
     score.__qualname__ = f"label_match({parser.__name__})"
+    return score
+
+
+def option_match(chain: Callable[[str, Mapping[str, str]], Parsed]) -> Callable[[str, Sample], Scored]:
+    """A multiple-choice scorer: the chain's letter against the target letter, using the options kept in
+    `sample.meta["options"]` ({"A": text, ...}) so that records re-score without the data."""
+
+    def score(output: str, sample: Sample) -> Scored:
+        parsed = chain(output, sample.meta["options"])
+        right = parsed.label is not None and parsed.label == sample.target
+        return Scored(parsed.label, float(right), parsed.rule)
+
+    score.__qualname__ = f"option_match({getattr(chain, 'name', chain)})"
     return score
 
 
