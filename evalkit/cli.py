@@ -41,6 +41,7 @@ class ListWhat(StrEnum):
 
 class ExportKind(StrEnum):
     mme = "mme"
+    mmbench = "mmbench"
 
 
 class Layout(StrEnum):
@@ -250,10 +251,11 @@ def export(
     out_path: Annotated[Path, typer.Option("--out", help="output folder or file")] = Path("export"),
 ) -> None:
     """Write a benchmark's submission or cross-check file from prediction records."""
-    from evalkit.reports.exports import export_mme
+    from evalkit.reports.exports import export_mmbench, export_mme
 
-    written = export_mme(run_task_dir, out_path)
-    out.print(f"wrote {len(written)} files to {out_path}")
+    writer = {ExportKind.mme: export_mme, ExportKind.mmbench: export_mmbench}[kind]
+    written = writer(run_task_dir, out_path)
+    out.print(f"wrote {len(written)} files to {out_path}" if len(written) > 1 else f"wrote {written[0]}")
 
 
 @app.command("list")

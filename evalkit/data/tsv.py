@@ -47,7 +47,7 @@ def _cells(data: mmap.mmap | bytes) -> Iterator[tuple[int, list[tuple[int, int, 
                         i = j + 2
                         continue
                     break
-                line += data.count(b"\n", pos, j)
+                line += data[pos:j].count(b"\n")
                 cells.append((pos + 1, j, True))
                 pos = j + 1
             else:

@@ -10,8 +10,14 @@ prediction says which rule decided it. Nothing is guessed: when no step applies 
 - `EXACT_LETTER`: the stripped output is exactly the letter (LLaVA's SEED-Bench conversion: "A." is wrong).
 - `FIRST_CHAR`: the first character of the stripped output, upper-cased (lmms-eval SEED-Bench).
 - `SQA_LLAVA`: LLaVA eval_science_qa.py - bare letter; "B. ..." ; exactly one "The answer is X." match.
+- `SQA_LMMS`: lmms-eval ScienceQA - the stripped reply is one letter in either case, or opens with "B."
+  (A-Z then a dot, no space needed; lmms-eval's `isupper()` also takes non-ASCII capitals, never right).
 - `MMMU`: the official MMMU parse_multi_choice_response (without its random fallback).
 - `MMMU_LMMS`: lmms-eval's variant of it (its "X " and "X." passes).
+- `AI2D_LMMS`: lmms-eval's AI2D filter + exact match: a leading "B." gives its letter, else the raw reply
+  must be one letter once punctuation is removed (case ignored, whitespace kept: " B" is no answer).
+- `MMSTAR`: MMStar's own rule (lmms-eval up to v0.7.1): the lower-cased, stripped reply's first character,
+  or the letter after "(", "option " or "the answer is " at its start.
 """
 
 from __future__ import annotations
@@ -128,6 +134,13 @@ def sqa_answer_is(output: str, options: Options) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def any_case_letter(output: str, options: Options) -> str | None:
+    """The stripped output is one ASCII letter in either case, upper-cased ("b" -> B; lmms-eval ScienceQA's
+    `pred.lower() == target.lower()`)."""
+    text = output.strip()
+    return text.upper() if len(text) == 1 and text in string.ascii_letters else None
+
+
 def _mmmu(output: str, options: Options, passes: tuple[str, ...]) -> str | None:
     """MMMU's candidate search: bracketed letters, then spaced letters, then (for replies of more than
     5 words) option texts; several candidates resolve to the one mentioned last."""
@@ -161,6 +174,53 @@ def mmmu_lmms(output: str, options: Options) -> str | None:
     return _mmmu(output, options, ("{} ", "{}."))
 
 
+def lmms_letter_dot(output: str, options: Options) -> str | None:
+    """lmms-eval AI2D filter: an upper-case letter and "." at the start (after whitespace) give the letter."""
+    m = re.match(r"\s*([A-Z])\.", output)
+    return m.group(1) if m else None
+
+
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def lmms_exact_letter(output: str, options: Options) -> str | None:
+    """lmms-eval exact_match(ignore_case, ignore_punctuation) against a letter: the reply without ASCII
+    punctuation must be one letter ("(b)" -> B); whitespace is not removed, so " B" and "B" + newline fail."""
+    text = output.lower().translate(_PUNCTUATION)
+    return text.upper() if len(text) == 1 and text in string.ascii_lowercase else None
+
+
+def _mmstar_text(output: str) -> str:
+    return output.lower().replace("\n", " ").strip()
+
+
+def _mmstar_letter(char: str, options: Options) -> str | None:
+    return char.upper() if char and char.upper() in options else None
+
+
+def mmstar_first_char(output: str, options: Options) -> str | None:
+    """MMStar: the first character of the lower-cased, stripped reply, when it is an option letter."""
+    return _mmstar_letter(_mmstar_text(output)[:1], options)
+
+
+def mmstar_bracket(output: str, options: Options) -> str | None:
+    """MMStar: "(b..." - the character after an opening bracket."""
+    text = _mmstar_text(output)
+    return _mmstar_letter(text[1:2], options) if text.startswith("(") else None
+
+
+def mmstar_option_word(output: str, options: Options) -> str | None:
+    """MMStar: "option b..." - the character after a leading "option "."""
+    text = _mmstar_text(output)
+    return _mmstar_letter(text[7:8], options) if text.startswith("option ") else None
+
+
+def mmstar_answer_is(output: str, options: Options) -> str | None:
+    """MMStar: "the answer is b..." - the character after a leading "the answer is "."""
+    text = _mmstar_text(output)
+    return _mmstar_letter(text[14:15], options) if text.startswith("the answer is ") else None
+
+
 # --- chains ------------------------------------------------------------------------------------------
 
 
@@ -181,5 +241,8 @@ GENERAL = Chain("general", (lone_letter, leading_letter, answer_phrase, lone_tok
 EXACT_LETTER = Chain("exact_letter", (exact_letter,))
 FIRST_CHAR = Chain("first_char", (first_char,))
 SQA_LLAVA = Chain("sqa_llava", (sqa_bare_letter, sqa_letter_dot, sqa_answer_is))
+SQA_LMMS = Chain("sqa_lmms", (any_case_letter, lmms_letter_dot))
 MMMU = Chain("mmmu", (mmmu_official,))
 MMMU_LMMS = Chain("mmmu_lmms", (mmmu_lmms,))
+AI2D_LMMS = Chain("ai2d_lmms", (lmms_letter_dot, lmms_exact_letter))
+MMSTAR = Chain("mmstar", (mmstar_first_char, mmstar_bracket, mmstar_option_word, mmstar_answer_is))

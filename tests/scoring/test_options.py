@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from evalkit.scoring.options import (
+    AI2D_LMMS,
     EXACT_LETTER,
     FIRST_CHAR,
     GENERAL,
     MMMU,
     MMMU_LMMS,
+    MMSTAR,
     SQA_LLAVA,
+    SQA_LMMS,
     Chain,
     options_from,
     render_options,
@@ -69,6 +72,19 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (SQA_LLAVA, "Because ... The answer is C.", "C", "sqa_answer_is", "one match"),
     (SQA_LLAVA, "The answer is A. The answer is C.", None, "unparsed", "two matches: failed"),
     (SQA_LLAVA, "(B)", None, "unparsed", "brackets are no LLaVA ScienceQA form"),
+    # SQA_LMMS (lmms-eval scienceqa sqa_process_results: strip; pred.lower() == target.lower(); else
+    # pred[0].isupper() and pred[1] == "." -> pred[0]; else wrong)
+    (SQA_LMMS, "b", "B", "any_case_letter", "lower-case letter: equal to the target once lower-cased"),
+    (SQA_LMMS, " C\n", "C", "any_case_letter", "stripped first"),
+    (SQA_LMMS, "E", "E", "any_case_letter", "a letter of no option is still an answer (then wrong)"),
+    (SQA_LMMS, "B. a green pear", "B", "lmms_letter_dot", "letter, dot, text"),
+    (SQA_LMMS, "B.a green pear", "B", "lmms_letter_dot", "no space needed after the dot, unlike LLaVA"),
+    (SQA_LMMS, "B.", "B", "lmms_letter_dot", "'b.' != 'b', but 'B' then '.' reads B"),
+    (SQA_LMMS, "b. a green pear", None, "unparsed", "lower-case letter with a dot: pred[0] is not upper"),
+    (SQA_LMMS, "(B)", None, "unparsed", "brackets: no rule"),
+    (SQA_LMMS, "The answer is B.", None, "unparsed", "'T' then 'h': no rule reads a sentence"),
+    (SQA_LMMS, "1", None, "unparsed", "one character that is no letter"),
+    (SQA_LMMS, "", None, "unparsed", "empty"),
     # MMMU official (no random fallback)
     (MMMU, "(B)", "B", "mmmu_official", "bracket pass"),
     (MMMU, "I choose (A) but maybe (C)", "C", "mmmu_official", "several brackets: the last mentioned"),
@@ -81,6 +97,35 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (MMMU, "A or B", "B", "mmmu_official", "two spaced letters: the one mentioned last"),
     (MMMU_LMMS, "B.none", "B", "mmmu_lmms", "lmms-eval's 'X.' pass"),
     (MMMU, "B.none", None, "unparsed", "the official code has no 'X.' pass"),
+    # AI2D_LMMS (lmms-eval ai2d: regex ^\s*([A-Z])\. else the raw reply; exact match ignoring case and
+    # string.punctuation, whitespace kept)
+    (AI2D_LMMS, "B", "B", "lmms_exact_letter", "a bare letter equals the target"),
+    (AI2D_LMMS, "B. a green pear", "B", "lmms_letter_dot", "the filter's regex"),
+    (AI2D_LMMS, "  C. blue sky", "C", "lmms_letter_dot", "the regex allows leading whitespace"),
+    (AI2D_LMMS, "B.a green pear", "B", "lmms_letter_dot", "no space needed after the dot"),
+    (AI2D_LMMS, "Z.", "Z", "lmms_letter_dot", "any capital is read (then wrong)"),
+    (AI2D_LMMS, "b. a green pear", None, "unparsed", "regex is case-sensitive; 'b a green pear' != 'b'"),
+    (AI2D_LMMS, "(B)", "B", "lmms_exact_letter", "punctuation removed: 'b' == 'b'"),
+    (AI2D_LMMS, "b", "B", "lmms_exact_letter", "case ignored"),
+    (AI2D_LMMS, " B", None, "unparsed", "whitespace is not stripped: ' b' != 'b'"),
+    (AI2D_LMMS, "B\n", None, "unparsed", "a trailing newline stays too"),
+    (AI2D_LMMS, "The answer is B", None, "unparsed", "a sentence never equals a letter"),
+    (AI2D_LMMS, "", None, "unparsed", "empty"),
+    # MMSTAR (MMStar's rule, lmms-eval <= v0.7.1: lower, newlines to spaces, strip; right if p[0] == answer,
+    # or p[0] == "(" and p[1] == answer, or p[:7] == "option " and p[7] == answer, or p[:14] == "the answer
+    # is " and p[14] == answer)
+    (MMSTAR, "B", "B", "mmstar_first_char", "first character"),
+    (MMSTAR, " b) the pear\n", "B", "mmstar_first_char", "lower-cased and stripped first"),
+    (MMSTAR, "\nB", "B", "mmstar_first_char", "newline becomes a space, then stripped"),
+    (MMSTAR, "Dog", "D", "mmstar_first_char", "only the first character counts: 'd'"),
+    (MMSTAR, "Answer: C", "A", "mmstar_first_char", "'a' of 'answer' is option A under this rule"),
+    (MMSTAR, "(C) blue sky", "C", "mmstar_bracket", "character after '('"),
+    (MMSTAR, "Option D", "D", "mmstar_option_word", "'option ' then the letter"),
+    (MMSTAR, "The answer is A.", "A", "mmstar_answer_is", "'the answer is ' then the letter"),
+    (MMSTAR, "the answer is (A)", None, "unparsed", "p[14] is '(': no rule"),
+    (MMSTAR, "E", None, "unparsed", "E is no option (it can equal no answer)"),
+    (MMSTAR, "(", None, "unparsed", "nothing after the bracket (lmms-eval's IndexError -> 0)"),
+    (MMSTAR, "", None, "unparsed", "empty"),
 ]
 
 

@@ -1,0 +1,198 @@
+r"""MMBench EN/CN and CCBench (Liu et al., 2023, "MMBench: Is Your Multi-modal Model an All-around Player?").
+
+Reads `<root>/mmbench/`: MMBench_DEV_EN.tsv, MMBench_TEST_EN.tsv, MMBench_DEV_CN.tsv, MMBench_TEST_CN.tsv,
+CCBench.tsv (or LLaVA's mmbench_{dev,test}_20230712.tsv, mmbench_{dev,test}_cn_20231003.tsv), else a local
+lmms-lab/MMBench snapshot (`{en,cn,cc}/{dev,test}-*.parquet`). Splits: dev, test (CCBench: one file).
+Circular evaluation: a question with n options is asked n times, options rotated left, the answer letter
+moved. Files that already hold the rotated copies (index + k*1_000_000) are used as they are; otherwise
+the passes are made here with the same ids. Metrics: `overall` (a question counts only when every pass is
+right; primary), `vanilla` (pass 0 only), per category and l2-category (circular, snake_case keys),
+`unparsed`, `failed`. Test files without answers give only counts (`answered`); the export matters there.
+
+Protocol llava: LLaVA model_vqa_mmbench (hint line, "\nA. text" options, MC / MC_CN, pad, 1024 tokens).
+Protocol lmms-eval follows lmms-eval 0.7.2's code, not BENCHMARKS.md's older note: "There are several
+options:\nA. ..." after "{hint} {question} ", then "\n" + post prompt (a blank line before it); CN and
+CCBench use the Chinese post prompt; EN drops a hint that is missing or "nan", CN drops only a missing
+one (lmms-lab's parquet stores missing hints as the string "nan", which lmms-eval CN keeps); CCBench never
+uses the hint; 1024 tokens EN, 256 CN/CC. Both score with the GENERAL option rules (lmms-eval's dev
+scores use a GPT judge; a judge matcher comes later). An empty cell counts as missing, as pandas reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from evalkit.data.images import ImageRef
+from evalkit.data.mcq import circular_passes, present
+from evalkit.data.readers import Dataset, Sample, fingerprint, read_parquet_rows, require_dir
+from evalkit.data.tsv import read_tsv
+from evalkit.errors import InputError
+from evalkit.protocols import MC, MC_CN
+from evalkit.records import Prediction
+from evalkit.scoring.group import accuracy, all_correct_rate, group_by, snake
+from evalkit.scoring.options import GENERAL, LETTERS, options_from, render_options
+from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.task import Task, Variant
+
+CIRCULAR = 1_000_000
+OPTION_COLUMNS = "ABCDE"
+LMMS_POST = {
+    "en": "\nAnswer with the option's letter from the given choices directly.",
+    "cn": "\n请直接使用所提供的选项字母作为答案回答。",
+}
+Row = tuple[dict[str, str], ImageRef | None, str]  # lower-cased columns, image, where (for messages)
+TITLES = {"en": "MMBench English {part}", "cn": "MMBench Chinese {part}", "cc": "CCBench (Chinese culture)"}
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    files: tuple[str, ...]  # the official name, then LLaVA's
+    lang: str  # "en" | "cn" | "cc": also the lmms-lab/MMBench config
+    part: str  # "dev" | "test": also the lmms-lab/MMBench split
+
+
+def _missing(value: str) -> bool:
+    """LLaVA's is_none for a cell as pandas reads it: empty (NaN), "nan" or "none"."""
+    return value == "" or value.lower() in ("nan", "none")
+
+
+def _cell(value: Any) -> str:  # a parquet value as text; None and NaN are empty cells
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _parquet_rows(files: list[Path]) -> list[Row]:
+    rows = read_parquet_rows(files)
+    return [({k.lower(): _cell(v) for k, v in r.values.items()}, r.image(), r.where) for r in rows]
+
+
+def _sample(values: dict[str, str], image: ImageRef, index: int, options: list[str], answer: str) -> Sample:
+    meta = {
+        "options": options_from(options),
+        "index": index,
+        "g_index": index % CIRCULAR,
+        "pass": index // CIRCULAR,
+        "hint": values.get("hint", ""),
+        "category": values.get("category", ""),
+        "l2_category": values.get("l2-category", ""),
+        "split": values.get("split", ""),
+    }
+    return Sample(str(index), (image,), values.get("question", ""), answer, meta, group=str(index % CIRCULAR))
+
+
+def _samples(rows: list[Row]) -> list[Sample]:
+    """Samples from the file's rows: its own circular copies when it has them, else generated passes."""
+    parsed: list[tuple[int, dict[str, str], str, list[str], str]] = []
+    images: dict[int, ImageRef] = {}
+    for values, image, where in rows:
+        if not values.get("index", "").strip().isdigit():
+            raise InputError(f"{where}: index {values.get('index')!r} is not a number")
+        index = int(values["index"])
+        options = present([values.get(c.lower()) for c in OPTION_COLUMNS])
+        answer = values.get("answer", "").strip().upper()
+        answer = "" if _missing(answer) else answer
+        if answer and answer not in LETTERS[: len(options)]:
+            raise InputError(f"{where}: answer {answer!r} is not one of the {len(options)} options")
+        if image is not None:
+            images.setdefault(index % CIRCULAR, image)  # every pass of a question shares one image
+        parsed.append((index, values, where, options, answer))
+    file_passes = any(index >= CIRCULAR for index, *_ in parsed)
+    samples: list[Sample] = []
+    for index, values, where, options, answer in parsed:
+        if (image := images.get(index % CIRCULAR)) is None:
+            raise InputError(f"{where}: row {index} has no image")
+        if file_passes:
+            samples.append(_sample(values, image, index, options, answer))
+            continue
+        for k, (rotated, letter) in enumerate(circular_passes(options, answer or None)):
+            samples.append(_sample(values, image, index + k * CIRCULAR, rotated, letter or ""))
+    return samples
+
+
+def _loader(split: Split) -> Callable[[Path], Dataset]:
+    def load(folder: Path) -> Dataset:
+        require_dir(folder, "MMBench data")
+        for name in split.files:
+            if (path := folder / name).is_file():
+                rows = [(r.values, r.image, f"{path}:{r.number}") for r in read_tsv(path)]
+                return Dataset(_samples(rows), path, "authors", fingerprint([path]))
+        snapshot = f"{split.lang}/{split.part}-*.parquet"
+        files = sorted(p for p in folder.rglob(f"{split.part}-*.parquet") if p.parent.name == split.lang)
+        if not files:
+            raise InputError(f"{split.name}: none of {', '.join(split.files)} in {folder} (nor {snapshot})")
+        return Dataset(_samples(_parquet_rows(files)), folder, "hf-parquet", fingerprint(files))
+
+    return load
+
+
+def prompt_llava(sample: Sample, suffix: str) -> str:
+    """LLaVA model_vqa_mmbench: [hint + "\\n"] + question + "\\nA. text"... + MC suffix."""
+    hint = sample.meta["hint"]
+    question = sample.question if _missing(hint) else hint + "\n" + sample.question
+    return question + render_options(sample.meta["options"]) + suffix
+
+
+def prompt_lmms(sample: Sample, lang: str) -> str:
+    """lmms-eval 0.7.2 mmbench_doc_to_text (en_utils / cn_utils / cc_utils)."""
+    options = sample.meta["options"]
+    block = ("There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in options.items())).rstrip("\n")
+    hint = sample.meta["hint"]
+    use_hint = hint != "" and (lang == "cn" or hint != "nan")  # EN: pd.notna and != "nan"; CN: pd.notna
+    query = f"{hint} {sample.question} {block}" if use_hint else f"{sample.question} {block}"
+    return f"{query}\n{LMMS_POST['en' if lang == 'en' else 'cn']}"
+
+
+def aggregate(predictions: list[Prediction]) -> dict[str, float]:
+    """Circular accuracy per question (every pass right), overall and per category / l2-category."""
+    counts = outcome_counts(predictions)
+    if not any(p.meta["target"] for p in predictions):  # a test file: no answers, no accuracy
+        return counts | {"answered": sum(p.answer is not None for p in predictions)}
+    groups = group_by(predictions, lambda p: p.meta["g_index"])
+    main = {g: min(preds, key=lambda p: p.meta["index"]).meta for g, preds in groups.items()}
+
+    def circular(preds: list[Prediction]) -> float:
+        return all_correct_rate(preds, lambda p: p.meta["g_index"], lambda p: p.score == 1.0)
+
+    metrics = {"overall": circular(predictions)}
+    metrics["vanilla"] = accuracy(p.score for p in predictions if p.meta["pass"] == 0)
+    for column in ("l2_category", "category"):  # keyed by the question's own (pass 0) row
+        if any(m[column] for m in main.values()):
+            by_name = group_by(predictions, lambda p, c=column: snake(main[p.meta["g_index"]][c]))
+            metrics |= {name: circular(preds) for name, preds in sorted(by_name.items())}
+    return metrics | counts
+
+
+SPLITS = (
+    Split("mmbench_en_dev", ("MMBench_DEV_EN.tsv", "mmbench_dev_20230712.tsv"), "en", "dev"),
+    Split("mmbench_en_test", ("MMBench_TEST_EN.tsv", "mmbench_test_20230712.tsv"), "en", "test"),
+    Split("mmbench_cn_dev", ("MMBench_DEV_CN.tsv", "mmbench_dev_cn_20231003.tsv"), "cn", "dev"),
+    Split("mmbench_cn_test", ("MMBench_TEST_CN.tsv", "mmbench_test_cn_20231003.tsv"), "cn", "test"),
+    Split("ccbench", ("CCBench.tsv",), "cc", "test"),
+)
+
+
+def _task(split: Split) -> Task:
+    suffix, lmms_tokens = (MC, 1024) if split.lang == "en" else (MC_CN, 256)
+    llava = Variant(partial(prompt_llava, suffix=suffix), option_match(GENERAL), 1024, image_mode="pad")
+    lmms = Variant(
+        partial(prompt_lmms, lang=split.lang), option_match(GENERAL), lmms_tokens, image_mode="native"
+    )
+    return Task(
+        name=split.name,
+        version=1,
+        folder="mmbench",
+        description=TITLES[split.lang].format(part=split.part) + ", circular multiple choice",
+        load=_loader(split),
+        variants={"llava": llava, "lmms-eval": lmms},
+        aggregate=aggregate,
+        primary="overall",
+        exports=("mmbench",),
+    )
+
+
+TASKS = [_task(split) for split in SPLITS]

@@ -1,0 +1,168 @@
+"""MMMU (Yue et al., 2024, "MMMU: A Massive Multi-discipline Multimodal Understanding and Reasoning
+Benchmark for Expert AGI"), validation split: 900 questions, 30 subjects in 6 disciplines.
+
+Reads a local snapshot of MMMU/MMMU in `<root>/mmmu/`: `<Subject>/validation-*.parquet` (dev and test
+files beside them are ignored). `options` is a Python list written as a string (read with
+`ast.literal_eval`); `image_1`..`image_7` hold the images. A question's images are those its
+`<image k>` markers name (question and, for multiple choice, options), once each, in order of k as
+lmms-eval sorts them; the markers stay in the text. (lmms-eval's chat-message path puts each image at its
+marker instead; evalkit sends the images before the text, as for every task.)
+
+Prompt, both protocols (lmms-eval mmmu_val "format"): multiple choice = question, "A. option" lines,
+a blank line, the MC instruction; open = question, a blank line, the short-answer instruction.
+max_new_tokens 128 for both: lmms-eval's mmmu template has said 128 since v0.6 (16 until v0.5).
+Multiple choice: official MMMU parse (`MMMU`, llava) or lmms-eval's (`MMMU_LMMS`); no random guess for an
+unparsed reply, it is wrong and counted. Open: the official parse_open_response + eval_open
+(`evalkit.scoring.open_answer`) for both protocols - lmms-eval keeps only the first element of the
+(unordered) candidate set, a bug not reproduced. A gold written as a list of strings accepts each item,
+as in the official answer file (lmms-eval matches the whole list text as one string).
+Metrics: `accuracy` (over all questions, primary), per discipline and per subject (instance-weighted,
+snake_case keys such as `art_and_design`, `art_theory`), `unparsed`, `failed`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from evalkit.data.readers import Dataset, ParquetRow, Sample, fingerprint, read_benchmark, read_parquet_rows
+from evalkit.errors import InputError
+from evalkit.protocols import MC, SHORT
+from evalkit.records import Prediction
+from evalkit.scoring.group import accuracy, group_by, snake
+from evalkit.scoring.open_answer import open_match
+from evalkit.scoring.options import MMMU, MMMU_LMMS, Chain, options_from, render_options
+from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.types import Scored
+from evalkit.task import Task, Variant
+
+DISCIPLINES = {
+    "Art and Design": "Art Art_Theory Design Music",
+    "Business": "Accounting Economics Finance Manage Marketing",
+    "Science": "Biology Chemistry Geography Math Physics",
+    "Health and Medicine": "Basic_Medical_Science Clinical_Medicine Diagnostics_and_Laboratory_Medicine "
+    "Pharmacy Public_Health",
+    "Humanities and Social Science": "History Literature Sociology Psychology",
+    "Tech and Engineering": "Agriculture Architecture_and_Engineering Computer_Science Electronics "
+    "Energy_and_Power Materials Mechanical_Engineering",
+}
+DISCIPLINE = {subject: d for d, subjects in DISCIPLINES.items() for subject in subjects.split()}
+MULTIPLE_CHOICE = "multiple-choice"
+IMAGE_COLUMNS = tuple(f"image_{k}" for k in range(1, 8))
+_ID = re.compile(r"^validation_(.+?)_\d+$")
+_MARKER = re.compile(r"<image (\d+)>")
+
+
+def _options(row: ParquetRow, raw: object) -> list[str]:
+    """The options list from its string form, parsed as a literal (never evaluated)."""
+    try:
+        value = ast.literal_eval(raw) if isinstance(raw, str) else raw
+    except (ValueError, SyntaxError) as exc:
+        raise InputError(f"{row.where}: options is not a Python list literal: {raw!r}") from exc
+    if not isinstance(value, list):
+        raise InputError(f"{row.where}: options is not a list: {raw!r}")
+    return [str(v) for v in value]
+
+
+def image_numbers(text: str) -> list[int]:
+    """The k of every `<image k>` marker in the text, once each, ascending."""
+    return sorted({int(k) for k in _MARKER.findall(text)})
+
+
+def _sample(row: ParquetRow) -> Sample:
+    v = row.require("id", "question", "options", "answer", "question_type")
+    match = _ID.match(v["id"])
+    if not match or match.group(1) not in DISCIPLINE:
+        raise InputError(f"{row.where}: id {v['id']!r} names no MMMU validation subject")
+    subject = match.group(1)
+    mc = v["question_type"] == MULTIPLE_CHOICE
+    options = options_from(_options(row, v["options"])) if mc else {}
+    numbers = image_numbers(v["question"] + render_options(options))
+    if any(not 1 <= k <= len(IMAGE_COLUMNS) for k in numbers):
+        raise InputError(f"{row.where}: image markers {numbers} outside image_1..image_7")
+    meta = {
+        "options": options,
+        "question_type": v["question_type"],
+        "subject": subject,
+        "discipline": DISCIPLINE[subject],
+        "subfield": v.get("subfield"),
+        "topic_difficulty": v.get("topic_difficulty"),
+    }
+    target = str(v["answer"]).strip() if mc else str(v["answer"])
+    return Sample(v["id"], tuple(row.image(f"image_{k}") for k in numbers), v["question"], target, meta)
+
+
+def _read_authors(folder: Path) -> Dataset:
+    raise InputError(f"MMMU: no parquet files under {folder} (expected <Subject>/validation-*.parquet)")
+
+
+def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
+    files = [f for f in files if f.name.startswith("validation-")]
+    if not files:
+        raise InputError(f"MMMU: no <Subject>/validation-*.parquet files under {folder}")
+    samples = [_sample(row) for row in read_parquet_rows(files, image_columns=IMAGE_COLUMNS)]
+    return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(files))
+
+
+def load(folder: Path) -> Dataset:
+    return read_benchmark(folder, "MMMU", _read_authors, _read_parquet)
+
+
+def prompt(sample: Sample) -> str:
+    """lmms-eval construct_prompt: question, option lines, blank line, MC text (open: blank line, SHORT)."""
+    if sample.meta["question_type"] == MULTIPLE_CHOICE:
+        return sample.question + render_options(sample.meta["options"]) + "\n" + MC
+    return sample.question + "\n" + SHORT
+
+
+def gold_answers(answer: str) -> list[str]:
+    """An open question's accepted answers: the items of a list of strings written as a string
+    ("['24/7', '3.429']"), else the answer itself (an interval such as "[1, 2]" stays one answer)."""
+    text = answer.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return [answer]
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            return value
+    return [answer]
+
+
+def scorer(chain: Chain) -> Callable[[str, Sample], Scored]:
+    """Multiple choice through the option chain; open questions through the official open-answer rules."""
+    letter = option_match(chain)
+
+    def score(output: str, sample: Sample) -> Scored:
+        if sample.meta["question_type"] == MULTIPLE_CHOICE:
+            return letter(output, sample)
+        return open_match(output, gold_answers(sample.target))
+
+    score.__qualname__ = f"mmmu({chain.name})"
+    return score
+
+
+def aggregate(predictions: list[Prediction]) -> dict[str, float]:
+    """Instance-weighted accuracy overall, per discipline and per subject (as the official evaluation)."""
+    metrics = {"accuracy": accuracy(p.score for p in predictions)}
+    for field in ("discipline", "subject"):
+        for name, preds in sorted(group_by(predictions, lambda p, f=field: p.meta[f]).items()):
+            metrics[snake(name)] = accuracy(p.score for p in preds)
+    return metrics | outcome_counts(predictions)
+
+
+TASK = Task(
+    name="mmmu_val",
+    version=1,
+    folder="mmmu",
+    description="MMMU validation, 30 subjects (multiple choice and open questions)",
+    load=load,
+    variants={
+        "llava": Variant(prompt, scorer(MMMU), max_new_tokens=128, image_mode="pad"),
+        "lmms-eval": Variant(prompt, scorer(MMMU_LMMS), max_new_tokens=128),
+    },
+    aggregate=aggregate,
+    primary="accuracy",
+)
