@@ -15,10 +15,8 @@ from pathlib import Path
 from evalkit.data.readers import Dataset, Sample, fingerprint, read_benchmark, read_parquet_rows
 from evalkit.errors import InputError
 from evalkit.protocols import MC
-from evalkit.records import Prediction
-from evalkit.scoring.group import accuracy
 from evalkit.scoring.options import AI2D_LMMS, GENERAL, LETTERS, options_from, render_options
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import grouped_accuracy, option_match
 from evalkit.task import Task, Variant
 
 
@@ -48,10 +46,6 @@ def prompt(sample: Sample) -> str:
     return sample.question + render_options(sample.meta["options"]) + MC
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    return {"accuracy": accuracy(p.score for p in predictions)} | outcome_counts(predictions)
-
-
 TASK = Task(
     name="ai2d",
     version=1,
@@ -62,6 +56,6 @@ TASK = Task(
         "llava": Variant(prompt, option_match(GENERAL), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, option_match(AI2D_LMMS), max_new_tokens=16),
     },
-    aggregate=aggregate,
+    aggregate=grouped_accuracy(),
     primary="accuracy",
 )

@@ -27,14 +27,20 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from evalkit.data.readers import Dataset, ParquetRow, Sample, fingerprint, read_benchmark, read_parquet_rows
+from evalkit.data.readers import (
+    Dataset,
+    ParquetRow,
+    Sample,
+    fingerprint,
+    read_benchmark,
+    read_parquet_rows,
+    split_files,
+)
 from evalkit.errors import InputError
 from evalkit.protocols import MC, SHORT
-from evalkit.records import Prediction
-from evalkit.scoring.group import accuracy, group_by, snake
 from evalkit.scoring.open_answer import open_match
 from evalkit.scoring.options import MMMU, MMMU_LMMS, Chain, options_from, render_options
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import grouped_accuracy, option_match
 from evalkit.scoring.types import Scored
 from evalkit.task import Task, Variant
 
@@ -99,9 +105,7 @@ def _read_authors(folder: Path) -> Dataset:
 
 
 def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
-    files = [f for f in files if f.name.startswith("validation-")]
-    if not files:
-        raise InputError(f"MMMU: no <Subject>/validation-*.parquet files under {folder}")
+    files = split_files(files, "validation", "MMMU (<Subject>/validation-*.parquet)")
     samples = [_sample(row) for row in read_parquet_rows(files, image_columns=IMAGE_COLUMNS)]
     return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(files))
 
@@ -144,15 +148,6 @@ def scorer(chain: Chain) -> Callable[[str, Sample], Scored]:
     return score
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    """Instance-weighted accuracy overall, per discipline and per subject (as the official evaluation)."""
-    metrics = {"accuracy": accuracy(p.score for p in predictions)}
-    for field in ("discipline", "subject"):
-        for name, preds in sorted(group_by(predictions, lambda p, f=field: p.meta[f]).items()):
-            metrics[snake(name)] = accuracy(p.score for p in preds)
-    return metrics | outcome_counts(predictions)
-
-
 TASK = Task(
     name="mmmu_val",
     version=1,
@@ -163,6 +158,6 @@ TASK = Task(
         "llava": Variant(prompt, scorer(MMMU), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, scorer(MMMU_LMMS), max_new_tokens=128),
     },
-    aggregate=aggregate,
+    aggregate=grouped_accuracy("discipline", "subject"),
     primary="accuracy",
 )

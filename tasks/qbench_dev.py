@@ -33,13 +33,12 @@ from evalkit.data.readers import (
     read_parquet_rows,
     require_dir,
     require_keys,
+    split_files,
 )
 from evalkit.errors import InputError
 from evalkit.protocols import MC
-from evalkit.records import Prediction
-from evalkit.scoring.group import accuracy, group_by, snake
 from evalkit.scoring.options import GENERAL, LETTERS, MMMU_LMMS, options_from, render_options
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import grouped_accuracy, option_match
 from evalkit.task import Task, Variant
 
 TYPES = ["Yes/No", "How", "What"]
@@ -84,9 +83,7 @@ def _read_authors(folder: Path) -> Dataset:
 
 
 def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
-    dev = [f for f in files if f.name.startswith(SPLIT) or f.parent.name == SPLIT]
-    if not dev:
-        raise InputError(f"Q-Bench snapshot {folder}: no dev parquet files (dev-*.parquet)")
+    dev = split_files(files, SPLIT, "Q-Bench snapshot")
     samples = []
     for k, row in enumerate(read_parquet_rows(dev)):
         v = row.require("question", "option0", "correct_choice", "question_type", "question_concern")
@@ -115,14 +112,6 @@ def _lines(sample: Sample) -> str:
     return render_options(sample.meta["options"])
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    metrics = {"accuracy": accuracy(p.score for p in predictions)}
-    for field in ("type", "concern"):
-        for name, preds in sorted(group_by(predictions, lambda p, f=field: snake(p.meta[f])).items()):
-            metrics[name] = accuracy(p.score for p in preds)
-    return metrics | outcome_counts(predictions)
-
-
 TASK = Task(
     name="qbench_dev",
     version=1,
@@ -133,6 +122,6 @@ TASK = Task(
         "llava": Variant(prompt_llava, option_match(GENERAL), max_new_tokens=1024, image_mode="crop"),
         "lmms-eval": Variant(prompt_lmms, option_match(MMMU_LMMS), max_new_tokens=32, image_mode="native"),
     },
-    aggregate=aggregate,
+    aggregate=grouped_accuracy("type", "concern"),
     primary="accuracy",
 )

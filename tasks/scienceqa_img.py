@@ -32,13 +32,12 @@ from evalkit.data.readers import (
     read_parquet_rows,
     require_dir,
     require_keys,
+    split_files,
 )
 from evalkit.errors import InputError
 from evalkit.protocols import MC
-from evalkit.records import Prediction
-from evalkit.scoring.group import accuracy
 from evalkit.scoring.options import LETTERS, SQA_LLAVA, SQA_LMMS, options_from, render_options
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import grouped_accuracy, option_match
 from evalkit.task import Task, Variant
 
 SPLIT = "test"
@@ -74,9 +73,7 @@ def _read_authors(folder: Path) -> Dataset:
 
 def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
     img = [f for f in files if "ScienceQA-IMG" in f.parts] or files  # lmms-lab/ScienceQA also has -FULL
-    test = [f for f in img if f.name.startswith(SPLIT) or f.parent.name == SPLIT]
-    if not test:
-        raise InputError(f"ScienceQA snapshot {folder}: no test parquet files (test-*.parquet)")
+    test = split_files(img, SPLIT, "ScienceQA snapshot")
     samples = []
     for k, row in enumerate(read_parquet_rows(test)):
         samples.append(
@@ -95,10 +92,6 @@ def prompt(sample: Sample) -> str:
     return context + sample.question + render_options(sample.meta["options"]) + MC
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    return {"accuracy": accuracy(p.score for p in predictions)} | outcome_counts(predictions)
-
-
 TASK = Task(
     name="scienceqa_img",
     version=1,
@@ -109,6 +102,6 @@ TASK = Task(
         "llava": Variant(prompt, option_match(SQA_LLAVA), max_new_tokens=1024, image_mode="crop"),
         "lmms-eval": Variant(prompt, option_match(SQA_LMMS), max_new_tokens=16, image_mode="native"),
     },
-    aggregate=aggregate,
+    aggregate=grouped_accuracy(),
     primary="accuracy",
 )

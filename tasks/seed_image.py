@@ -34,10 +34,8 @@ from evalkit.data.readers import (
 )
 from evalkit.errors import InputError
 from evalkit.protocols import MC
-from evalkit.records import Prediction
-from evalkit.scoring.group import accuracy, group_by, snake
 from evalkit.scoring.options import EXACT_LETTER, FIRST_CHAR, options_from, render_options
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import grouped_accuracy, option_match
 from evalkit.task import Task, Variant
 
 ANNOTATIONS = "SEED-Bench.json"
@@ -89,13 +87,6 @@ def prompt(sample: Sample) -> str:
     return sample.question + render_options(sample.meta["options"]) + MC
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    metrics = {"accuracy": accuracy(p.score for p in predictions)}
-    for name, preds in sorted(group_by(predictions, lambda p: snake(p.meta["category"])).items()):
-        metrics[name] = accuracy(p.score for p in preds)
-    return metrics | outcome_counts(predictions)
-
-
 TASK = Task(
     name="seed_image",
     version=1,
@@ -106,6 +97,6 @@ TASK = Task(
         "llava": Variant(prompt, option_match(EXACT_LETTER), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, option_match(FIRST_CHAR), max_new_tokens=1024, image_mode="native"),
     },
-    aggregate=aggregate,
+    aggregate=grouped_accuracy("category"),
     primary="accuracy",
 )

@@ -101,6 +101,15 @@ def parquet_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.parquet") if p.is_file())
 
 
+def split_files(files: list[Path], split: str, what: str) -> list[Path]:
+    """The parquet files of one split (`<split>-*.parquet`, or inside a `<split>/` folder)."""
+    chosen = [f for f in files if f.name.startswith(f"{split}-") or f.parent.name == split]
+    if not chosen:
+        where = files[0].parent if files else "the snapshot"
+        raise InputError(f"{what}: no {split} parquet files ({split}-*.parquet) in {where}")
+    return chosen
+
+
 @dataclass(frozen=True)
 class ParquetRow:
     values: dict[str, Any]

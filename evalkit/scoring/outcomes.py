@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from evalkit.data.readers import Sample
 from evalkit.records import Prediction
+from evalkit.scoring.group import accuracy, group_by, snake
 from evalkit.scoring.types import Parsed, Scored
 
 
@@ -33,6 +34,21 @@ def option_match(chain: Callable[[str, Mapping[str, str]], Parsed]) -> Callable[
 
     score.__qualname__ = f"option_match({getattr(chain, 'name', chain)})"
     return score
+
+
+def grouped_accuracy(*fields: str) -> Callable[[list[Prediction]], dict[str, float]]:
+    """An aggregate: `accuracy` over all records, then one accuracy per value of each meta field (keys are
+    the snake_case values), then the outcome counts."""
+
+    def aggregate(predictions: list[Prediction]) -> dict[str, float]:
+        metrics = {"accuracy": accuracy(p.score for p in predictions)}
+        for field in fields:
+            groups = group_by(predictions, lambda p, f=field: snake(str(p.meta[f])))
+            metrics |= {name: accuracy(p.score for p in preds) for name, preds in sorted(groups.items())}
+        return metrics | outcome_counts(predictions)
+
+    aggregate.__qualname__ = f"grouped_accuracy({', '.join(fields)})"
+    return aggregate
 
 
 def outcome_counts(predictions: Iterable[Prediction]) -> dict[str, float]:
