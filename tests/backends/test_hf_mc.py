@@ -25,17 +25,38 @@ def test_multiple_choice_tasks_batched_equal_single(tmp_path: Path) -> None:
         {**MMBENCH, **MC, **HF_MC}[name](root)
     outputs = {}
     for size in ("1", "4"):
-        result = evalkit("run", "--model", str(checkpoint), "--tasks", ",".join(TASKS), "--data-root", str(root),
-                         "--output", str(tmp_path / "out"), "--name", f"bs{size}", "--batch-size", size,
-                         "--protocol", "llava", timeout=900)
+        result = evalkit(
+            "run",
+            "--model",
+            str(checkpoint),
+            "--tasks",
+            ",".join(TASKS),
+            "--data-root",
+            str(root),
+            "--output",
+            str(tmp_path / "out"),
+            "--name",
+            f"bs{size}",
+            "--batch-size",
+            size,
+            "--protocol",
+            "llava",
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
-        outputs[size] = {(task, r["id"]): r["output"] for task in TASKS
-                         for r in load_jsonl(tmp_path / "out" / f"bs{size}" / task / "predictions.jsonl")}
+        outputs[size] = {
+            (task, r["id"]): r["output"]
+            for task in TASKS
+            for r in load_jsonl(tmp_path / "out" / f"bs{size}" / task / "predictions.jsonl")
+        }
     assert outputs["1"] == outputs["4"]
     for task in TASKS:
         metrics = json.loads((tmp_path / "out" / "bs4" / task / "metrics.json").read_text())
         assert metrics["metrics"]["failed"] == 0, task
         assert metrics["n"] == sum(1 for t, _ in outputs["4"] if t == task)
-    multi = [r for r in load_jsonl(tmp_path / "out" / "bs4" / "mmmu_val" / "predictions.jsonl")
-             if r["prompt"].count("<image ") >= 2]
+    multi = [
+        r
+        for r in load_jsonl(tmp_path / "out" / "bs4" / "mmmu_val" / "predictions.jsonl")
+        if r["prompt"].count("<image ") >= 2
+    ]
     assert multi, "the MMMU fixture has a question with two images"
