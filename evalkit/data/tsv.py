@@ -50,6 +50,8 @@ def _cells(data: mmap.mmap | bytes) -> Iterator[tuple[int, list[tuple[int, int, 
                 line += data[pos:j].count(b"\n")
                 cells.append((pos + 1, j, True))
                 pos = j + 1
+                if data[pos : pos + 2] == b"\r\n":  # a CRLF file: the record ends after the quote
+                    pos += 1
             else:
                 m = _CELL_END.search(data, pos)
                 end = m.start() if m else n
@@ -76,40 +78,49 @@ def read_tsv(path: Path, image_column: str = "image", index_column: str = "index
         handle = path.open("rb")
     except FileNotFoundError as exc:
         raise InputError(f"file not found: {path}") from exc
-    with handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        rows: list[TsvRow] = []
-        header: list[str] = []
-        spans: dict[str, ImageRef] = {}
-        backrefs: list[tuple[int, str]] = []
-        try:
-            for number, cells in _cells(data):
-                if not header:
-                    header = [_text(data, c).strip().lower() for c in cells]
-                    if image_column not in header or index_column not in header:
-                        raise InputError(f"{path}: needs columns {index_column!r} and {image_column!r}")
-                    image_at = header.index(image_column)
-                    continue
-                if len(cells) == 1 and cells[0][0] == cells[0][1]:
-                    continue  # blank line
-                if len(cells) != len(header):
-                    raise InputError(f"{path}:{number}: {len(cells)} cells, the header has {len(header)}")
-                values = {
-                    name: _text(data, c)
-                    for i, (name, c) in enumerate(zip(header, cells, strict=True))
-                    if i != image_at
-                }
-                start, end, _ = cells[image_at]
-                image: ImageRef | None = None
-                if end - start > BACK_REFERENCE_MAX:
-                    image = ImageRef(kind="span", path=str(path), offset=start, length=end - start)
-                    spans[values[index_column].strip()] = image
-                elif end > start:
-                    backrefs.append((len(rows), _text(data, cells[image_at]).strip()))
-                rows.append(TsvRow(number, values, image))
-        except InputError as exc:
-            if str(exc).startswith("line "):
-                raise InputError(f"{path}:{str(exc).removeprefix('line ')}") from exc
-            raise
+    with handle:
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: empty file")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _read(path, data, image_column, index_column)
+
+
+def _read(path: Path, data: mmap.mmap, image_column: str, index_column: str) -> list[TsvRow]:
+    """Scan the mapped file (see `read_tsv`)."""
+    rows: list[TsvRow] = []
+    header: list[str] = []
+    spans: dict[str, ImageRef] = {}
+    backrefs: list[tuple[int, str]] = []
+    try:
+        for number, cells in _cells(data):
+            if not header:
+                header = [_text(data, c).strip().lstrip("\ufeff").lower() for c in cells]
+                if image_column not in header or index_column not in header:
+                    raise InputError(f"{path}: needs columns {index_column!r} and {image_column!r}")
+                image_at = header.index(image_column)
+                continue
+            if len(cells) == 1 and cells[0][0] == cells[0][1]:
+                continue  # blank line
+            if len(cells) != len(header):
+                raise InputError(f"{path}:{number}: {len(cells)} cells, the header has {len(header)}")
+            values = {
+                name: _text(data, c)
+                for i, (name, c) in enumerate(zip(header, cells, strict=True))
+                if i != image_at
+            }
+            start, end, _ = cells[image_at]
+            image: ImageRef | None = None
+            if end - start > BACK_REFERENCE_MAX:
+                image = ImageRef(kind="span", path=str(path), offset=start, length=end - start)
+                spans[values[index_column].strip()] = image
+            elif end > start:
+                backrefs.append((len(rows), _text(data, cells[image_at]).strip()))
+            rows.append(TsvRow(number, values, image))
+    except InputError as exc:
+        if str(exc).startswith("line "):
+            raise InputError(f"{path}:{str(exc).removeprefix('line ')}") from exc
+        raise
+
     for i, target in backrefs:
         if target not in spans:
             raise InputError(f"{path}:{rows[i].number}: image refers to index {target!r}, which has no image")

@@ -3,10 +3,11 @@
 A step looks at the model's output and the options ({"A": "text", ...}) and returns a letter or None.
 A chain tries its steps in order; the first letter wins and the step's name is recorded, so every
 prediction says which rule decided it. Nothing is guessed: when no step applies the output is unparsed
-(a configured judge may be asked first - see `extract`). Chains:
+(the judge matcher, when one is configured, is a later addition). Chains:
 
-- `GENERAL`: lone letter, leading "B." / "(B)" / "B)", "Answer: B" / "The answer is B", a letter standing
-  alone among the last tokens, a unique option text in the output (the VLMEvalKit-style rules).
+- `GENERAL`: lone letter, "Answer: B" / "The answer is B" (an explicit answer beats an opening letter),
+  leading "B." / "(B)" / "B)", a letter standing alone among the last tokens, a unique option text as
+  whole words (the VLMEvalKit-style rules).
 - `EXACT_LETTER`: the stripped output is exactly the letter (LLaVA's SEED-Bench conversion: "A." is wrong).
 - `FIRST_CHAR`: the first character of the stripped output, upper-cased (lmms-eval SEED-Bench).
 - `SQA_LLAVA`: LLaVA eval_science_qa.py - bare letter; "B. ..." ; exactly one "The answer is X." match.
@@ -75,14 +76,10 @@ LAST_TOKENS = 4
 
 
 def lone_token(output: str, options: Options) -> str | None:
-    """Exactly one option letter stands alone as a token, and it is among the last few tokens
-    ("... so the correct option is C"). An "A" followed by a lower-case word is the article, not a letter."""
-    words = output.split()
+    """Exactly one option letter stands alone as a token, and it is among the last few tokens ("... so the
+    correct option is C", "A is correct."). A letter far from the end - "A dog under the sky" - is left to
+    the option-text rule, as VLMEvalKit leaves it."""
     tokens = output.translate(_SEPARATORS).split()
-    article = {i for i, w in enumerate(words[:-1]) if w == "A" and words[i + 1][:1].islower()}
-    if article:
-        tokens = [t for i, t in enumerate(words) if i not in article]
-        tokens = " ".join(tokens).translate(_SEPARATORS).split()
     found = {t for t in tokens if t in options}
     if len(found) != 1:
         return None
@@ -96,8 +93,13 @@ def option_text(output: str, options: Options) -> str | None:
     text = output.lower()
     if len(text) > 2 * sum(len(v) for v in options.values()):
         return None
-    found = [k for k, v in options.items() if v.strip() and v.strip().lower() in text]
+    found = [k for k, v in options.items() if v.strip() and re.search(_whole(v.strip().lower()), text)]
     return found[0] if len(found) == 1 else None
+
+
+def _whole(text: str) -> str:
+    """A pattern for `text` as whole words: "no" is not found in "not sure" or "none"."""
+    return r"(?<!\w)" + re.escape(text) + r"(?!\w)"
 
 
 def exact_letter(output: str, options: Options) -> str | None:
@@ -237,7 +239,7 @@ class Chain:
         return Parsed(None, "unparsed")
 
 
-GENERAL = Chain("general", (lone_letter, leading_letter, answer_phrase, lone_token, option_text))
+GENERAL = Chain("general", (lone_letter, answer_phrase, leading_letter, lone_token, option_text))
 EXACT_LETTER = Chain("exact_letter", (exact_letter,))
 FIRST_CHAR = Chain("first_char", (first_char,))
 SQA_LLAVA = Chain("sqa_llava", (sqa_bare_letter, sqa_letter_dot, sqa_answer_is))

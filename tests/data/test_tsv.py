@@ -92,3 +92,17 @@ def test_unterminated_quote_and_missing_columns(tmp_path: Path) -> None:
         read_tsv(write(tmp_path, "idx\tquestion\n0\tq\n", "cols.tsv"))
     with pytest.raises(InputError, match=r"file not found: .*nope\.tsv"):
         read_tsv(tmp_path / "nope.tsv")
+
+
+def test_bom_crlf_after_quoted_cell_and_empty_file(tmp_path: Path) -> None:
+    image = "A" * 100  # any cell longer than 64 characters is image data
+    path = tmp_path / "crlf.tsv"
+    text = f'\ufeffindex\timage\tquestion\r\n1\t{image}\t"two\r\nlines"\r\n2\t1\t"quoted, last"\r\n'
+    path.write_bytes(text.encode())
+    rows = read_tsv(path)
+    assert [r.values["question"] for r in rows] == ["two\r\nlines", "quoted, last"]
+    assert rows[1].image == rows[0].image  # back-reference to row 1
+    empty = tmp_path / "empty.tsv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty file"):
+        read_tsv(empty)

@@ -58,6 +58,12 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (GENERAL, "a red apple or a green pear", None, "unparsed", "two option texts"),
     (GENERAL, "I cannot tell from the image.", None, "unparsed", "nothing to read: never a guess"),
     (GENERAL, "", None, "unparsed", "empty"),
+    (GENERAL, "A is correct.", "A", "lone_token", "'A' as a letter, near the end"),
+    (GENERAL, "Option A is correct", "A", "lone_token", "'A' after 'Option'"),
+    (GENERAL, "A. red\nB. green\nThe answer is B.", "B", "answer_phrase", "an explicit answer beats the opener"),
+    (GENERAL, "A: red is wrong; the answer is C", "C", "answer_phrase", "likewise"),
+    (GENERAL, "b", None, "unparsed", "lower-case letters are not read (as VLMEvalKit)"),
+    (GENERAL, "答案是B", None, "unparsed", "Chinese answer forms are left to the judge matcher"),
     # EXACT_LETTER (LLaVA SEED): exact letter only
     (EXACT_LETTER, "A", "A", "exact_letter", "exact"),
     (EXACT_LETTER, "A.", None, "unparsed", "'A.' is wrong under LLaVA's SEED conversion"),
