@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.data.images import ImageRef
-from evalkit.data.mcq import circular_passes, present
+from evalkit.data.mcq import circular_passes, is_missing, present
 from evalkit.data.readers import Dataset, Sample, fingerprint, read_parquet_rows, require_dir
 from evalkit.data.tsv import read_tsv
 from evalkit.errors import InputError
@@ -55,11 +55,6 @@ class Split:
     files: tuple[str, ...]  # the official name, then LLaVA's
     lang: str  # "en" | "cn" | "cc": also the lmms-lab/MMBench config
     part: str  # "dev" | "test": also the lmms-lab/MMBench split
-
-
-def _missing(value: str) -> bool:
-    """LLaVA's is_none for a cell as pandas reads it: empty (NaN), "nan" or "none"."""
-    return value == "" or value.lower() in ("nan", "none")
 
 
 def _cell(value: Any) -> str:  # a parquet value as text; None and NaN are empty cells
@@ -95,9 +90,7 @@ def _samples(rows: list[Row]) -> list[Sample]:
         index = int(values["index"])
         options = present([values.get(c.lower()) for c in OPTION_COLUMNS])
         answer = values.get("answer", "").strip().upper()
-        answer = "" if _missing(answer) else answer
-        if answer and answer not in LETTERS[: len(options)]:
-            raise InputError(f"{where}: answer {answer!r} is not one of the {len(options)} options")
+        answer = "" if is_missing(answer) else answer
         if image is not None:
             images.setdefault(index % CIRCULAR, image)  # every pass of a question shares one image
         parsed.append((index, values, where, options, answer))
@@ -108,6 +101,9 @@ def _samples(rows: list[Row]) -> list[Sample]:
             raise InputError(f"{where}: row {index} has no image")
         if file_passes:
             samples.append(_sample(values, image, index, options, answer))
+            continue
+        if answer not in LETTERS[: len(options)]:  # the answer's option is cut off (a missing-looking cell):
+            samples.append(_sample(values, image, index, options, answer))  # as LLaVA shows it; one pass
             continue
         for k, (rotated, letter) in enumerate(circular_passes(options, answer or None)):
             samples.append(_sample(values, image, index + k * CIRCULAR, rotated, letter or ""))
@@ -133,7 +129,7 @@ def _loader(split: Split) -> Callable[[Path], Dataset]:
 def prompt_llava(sample: Sample, suffix: str) -> str:
     """LLaVA model_vqa_mmbench: [hint + "\\n"] + question + "\\nA. text"... + MC suffix."""
     hint = sample.meta["hint"]
-    question = sample.question if _missing(hint) else hint + "\n" + sample.question
+    question = sample.question if is_missing(hint) else hint + "\n" + sample.question
     return question + render_options(sample.meta["options"]) + suffix
 
 
@@ -142,7 +138,8 @@ def prompt_lmms(sample: Sample, lang: str) -> str:
     options = sample.meta["options"]
     block = ("There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in options.items())).rstrip("\n")
     hint = sample.meta["hint"]
-    use_hint = hint != "" and (lang == "cn" or hint != "nan")  # EN: pd.notna and != "nan"; CN: pd.notna
+    # EN: pd.notna and != "nan"; CN: pd.notna only; CCBench (cc_utils) never shows a hint
+    use_hint = lang != "cc" and hint != "" and (lang == "cn" or hint != "nan")
     query = f"{hint} {sample.question} {block}" if use_hint else f"{sample.question} {block}"
     return f"{query}\n{LMMS_POST['en' if lang == 'en' else 'cn']}"
 

@@ -7,17 +7,28 @@ from typing import Any
 
 from evalkit.scoring.options import LETTERS
 
+# Cells pandas reads as missing by default (LLaVA reads the MMBench TSVs with pandas)
+PANDAS_NA = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"]
+    + ["NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+
+
+def is_missing(value: Any) -> bool:
+    """LLaVA's `is_none` on a cell as pandas read it: NaN (pandas' NA strings), "nan"/"none" in any case."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    text = str(value)
+    return text in PANDAS_NA or text.lower() in ("nan", "none")
+
 
 def present(values: list[Any]) -> list[str]:
-    """Option texts up to the first missing one (None, NaN, "", "nan", "none"), as LLaVA reads MMBench."""
+    """Option texts up to the first missing one, as LLaVA reads MMBench."""
     out: list[str] = []
     for v in values:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if is_missing(v):
             break
-        text = str(v)
-        if not text.strip() or text.strip().lower() in ("nan", "none"):
-            break
-        out.append(text)
+        out.append(str(v))
     return out
 
 

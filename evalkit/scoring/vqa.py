@@ -25,8 +25,8 @@ COMMA_STRIP = re.compile(r"(\d)(,)(\d)")
 # official call also passes re.UNICODE (32) as the count, so at most 32 periods go; kept for exactness.
 PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
 PERIOD_COUNT = re.UNICODE
-NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-           "seven": "7", "eight": "8", "nine": "9", "ten": "10"}  # fmt: skip
+_WORDS = "none zero one two three four five six seven eight nine ten".split()
+NUMBERS = dict(zip(_WORDS, ["0", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"], strict=True))
 ARTICLES = frozenset({"a", "an", "the"})
 # The official contractions map (also in LLaVA's and lmms-eval's copies): spelling without the apostrophe
 # -> the standard spelling. Kept as data: "key->value" pairs.
