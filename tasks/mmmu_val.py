@@ -8,14 +8,16 @@ files beside them are ignored). `options` is a Python list written as a string (
 lmms-eval sorts them; the markers stay in the text. (lmms-eval's chat-message path puts each image at its
 marker instead; evalkit sends the images before the text, as for every task.)
 
-Prompt, both protocols (lmms-eval mmmu_val "format"): multiple choice = question, "A. option" lines,
-a blank line, the MC instruction; open = question, a blank line, the short-answer instruction.
+Prompt, protocol llava (BENCHMARKS): question + "A. option" lines + MC; open: question + SHORT.
+Protocol lmms-eval (mmmu_val "format"): the same with a blank line before the instruction.
 max_new_tokens 128 for both: lmms-eval's mmmu template has said 128 since v0.6 (16 until v0.5).
 Multiple choice: official MMMU parse (`MMMU`, llava) or lmms-eval's (`MMMU_LMMS`); no random guess for an
-unparsed reply, it is wrong and counted. Open: the official parse_open_response + eval_open
-(`evalkit.scoring.open_answer`) for both protocols - lmms-eval keeps only the first element of the
-(unordered) candidate set, a bug not reproduced. A gold written as a list of strings accepts each item,
-as in the official answer file (lmms-eval matches the whole list text as one string).
+unparsed reply, it is wrong and counted. Open questions, llava: the official parse_open_response +
+eval_open (`evalkit.scoring.open_answer`); a gold written as a list of strings accepts each item, as in
+the official answer file. Open questions, lmms-eval 0.7.2: its evaluate_mmmu hands eval_open the text of
+one candidate, whose characters are then compared with the gold, so no open question can score there;
+evalkit reproduces that number (score 0, rule "lmms_eval_open", candidates kept for audit). Use protocol
+llava for the official MMMU figure.
 Metrics: `accuracy` (over all questions, primary), per discipline and per subject (instance-weighted,
 snake_case keys such as `art_and_design`, `art_theory`), `unparsed`, `failed`.
 """
@@ -114,8 +116,15 @@ def load(folder: Path) -> Dataset:
     return read_benchmark(folder, "MMMU", _read_authors, _read_parquet)
 
 
-def prompt(sample: Sample) -> str:
-    """lmms-eval construct_prompt: question, option lines, blank line, MC text (open: blank line, SHORT)."""
+def prompt_llava(sample: Sample) -> str:
+    """Question, option lines, MC (open: question, SHORT)."""
+    if sample.meta["question_type"] == MULTIPLE_CHOICE:
+        return sample.question + render_options(sample.meta["options"]) + MC
+    return sample.question + SHORT
+
+
+def prompt_lmms(sample: Sample) -> str:
+    """lmms-eval construct_prompt: as llava's with a blank line before the instruction."""
     if sample.meta["question_type"] == MULTIPLE_CHOICE:
         return sample.question + render_options(sample.meta["options"]) + "\n" + MC
     return sample.question + "\n" + SHORT
@@ -135,14 +144,18 @@ def gold_answers(answer: str) -> list[str]:
     return [answer]
 
 
-def scorer(chain: Chain) -> Callable[[str, Sample], Scored]:
-    """Multiple choice through the option chain; open questions through the official open-answer rules."""
+def scorer(chain: Chain, lmms_open: bool = False) -> Callable[[str, Sample], Scored]:
+    """Multiple choice through the option chain; open questions through the official open-answer rules
+    (or, for lmms-eval, as its 0.7.2 code scores them: never right)."""
     letter = option_match(chain)
 
     def score(output: str, sample: Sample) -> Scored:
         if sample.meta["question_type"] == MULTIPLE_CHOICE:
             return letter(output, sample)
-        return open_match(output, gold_answers(sample.target))
+        official = open_match(output, gold_answers(sample.target))
+        if lmms_open and official.answer is not None:
+            return Scored(official.answer, 0.0, "lmms_eval_open")
+        return official
 
     score.__qualname__ = f"mmmu({chain.name})"
     return score
@@ -155,8 +168,8 @@ TASK = Task(
     description="MMMU validation, 30 subjects (multiple choice and open questions)",
     load=load,
     variants={
-        "llava": Variant(prompt, scorer(MMMU), max_new_tokens=128, image_mode="pad"),
-        "lmms-eval": Variant(prompt, scorer(MMMU_LMMS), max_new_tokens=128),
+        "llava": Variant(prompt_llava, scorer(MMMU), max_new_tokens=128, image_mode="pad"),
+        "lmms-eval": Variant(prompt_lmms, scorer(MMMU_LMMS, lmms_open=True), max_new_tokens=128),
     },
     aggregate=grouped_accuracy("discipline", "subject"),
     primary="accuracy",

@@ -84,10 +84,10 @@ def test_ai2d_mmstar_mmmu_end_to_end(data_root: Path, tmp_path: Path) -> None:
     field = next(b for t, b in by_text.items() if t.startswith("Which picture shows"))
     assert colours(field) == ["green", "red", "yellow"]  # markers in the options; image_4 unnamed, not sent
     assert "What does the arrow show?\nA. eats\nB. is eaten by\nC. lives in\nD. grows" + MC in by_text
-    assert "<image 1> What is x?\n\nAnswer the question using a single word or phrase." in by_text
+    assert "<image 1> What is x?\nAnswer the question using a single word or phrase." in by_text  # llava
     assert (
         "Compare <image 2> with <image 1>. Which painting is older?\nA. The red one\nB. The blue one\n"
-        "C. Both are from 1900\n" + MC in by_text
+        "C. Both are from 1900" + MC in by_text
     )
 
     run = tmp_path / "out" / "tiny-test"

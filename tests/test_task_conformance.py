@@ -44,9 +44,13 @@ def test_task_conformance(name: str, protocol: str, tmp_path: Path) -> None:
     records = [
         make_prediction(task, variant, PROTOCOLS[protocol], s, variant.prompt(s), s.target) for s in samples
     ]
-    assert all(r.score == 1.0 and r.answer is not None for r in records), "the target itself must score right"
+    scored = [r for r, s in zip(records, samples, strict=True) if s.target]  # test splits have no answers
+    assert all(r.answer is not None for r in scored), "the target itself must parse"
+    # the one deliberate exception: lmms-eval 0.7.2 can score no open MMMU question right (see the task)
+    assert all(r.score == 1.0 for r in scored if r.parse != "lmms_eval_open"), "the target must score right"
     metrics = task.aggregate(records)
-    assert task.primary in metrics and metrics["unparsed"] == 0 and metrics["failed"] == 0
+    assert metrics["unparsed"] == 0 and metrics["failed"] == 0
+    assert task.primary_for(protocol) in metrics or not scored
     assert all(isinstance(v, int | float) for v in metrics.values())
 
 

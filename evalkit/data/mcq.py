@@ -9,9 +9,8 @@ from evalkit.scoring.options import LETTERS
 
 # Cells pandas reads as missing by default (LLaVA reads the MMBench TSVs with pandas)
 PANDAS_NA = frozenset(
-    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"]
-    + ["NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-)
+    ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A")
+) | frozenset(("NA", "NULL", "NaN", "None", "n/a", "nan", "null"))
 
 
 def is_missing(value: Any) -> bool:

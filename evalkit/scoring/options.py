@@ -75,16 +75,26 @@ _SEPARATORS = str.maketrans({c: " " for c in ".()[],:;!*#{}\"'?"})
 LAST_TOKENS = 4
 
 
+# After "A", these words make it the letter ("A is correct"); any other lower-case word makes it the article.
+LETTER_VERBS = frozenset("is was seems seem would should matches fits corresponds looks appears".split())
+
+
 def lone_token(output: str, options: Options) -> str | None:
     """Exactly one option letter stands alone as a token, and it is among the last few tokens ("... so the
-    correct option is C", "A is correct."). A letter far from the end - "A dog under the sky" - is left to
-    the option-text rule, as VLMEvalKit leaves it."""
-    tokens = output.translate(_SEPARATORS).split()
+    correct option is C", "A is correct."). "A" followed by a lower-case word other than a verb such as
+    "is" is the article ("A plain, blue field"), not a letter."""
+    words = output.translate(_SEPARATORS).split()
+    tokens = [w for i, w in enumerate(words) if not _article(words, i)]
     found = {t for t in tokens if t in options}
     if len(found) != 1:
         return None
     letter = found.pop()
     return letter if letter in tokens[-LAST_TOKENS:] else None
+
+
+def _article(words: list[str], i: int) -> bool:
+    following = words[i + 1] if i + 1 < len(words) else ""
+    return words[i] == "A" and following[:1].islower() and following not in LETTER_VERBS
 
 
 def option_text(output: str, options: Options) -> str | None:

@@ -60,6 +60,9 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (GENERAL, "", None, "unparsed", "empty"),
     (GENERAL, "A is correct.", "A", "lone_token", "'A' as a letter, near the end"),
     (GENERAL, "Option A is correct", "A", "lone_token", "'A' after 'Option'"),
+    (GENERAL, "I'd say A seems right", "A", "lone_token", "'A' before a verb is the letter"),
+    (GENERAL, "A seems right to me", None, "unparsed", "the letter, but outside the last 4 tokens"),
+    (GENERAL, "A plain, blue sky", "C", "option_text", "'A' before another lower-case word is the article"),
     (
         GENERAL,
         "A. red\nB. green\nThe answer is B.",
