@@ -128,7 +128,7 @@ def rescore_file(task: Task, path: Path, protocol: str | None, data_root: Path |
     chosen = get_protocol(protocol or default_protocol(path))
     samples = task.load(data_root / task.folder).samples if data_root is not None else None
     predictions = load_and_rescore(task, chosen, path, samples)
-    return Rescored(task, chosen, path, predictions, task.aggregate(predictions))
+    return Rescored(task, chosen, path, predictions, task.aggregate_for(chosen.name)(predictions))
 
 
 def write_rescored(result: Rescored, output: Path) -> None:

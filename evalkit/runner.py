@@ -196,7 +196,7 @@ def run_task(
         data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
         n=len(predictions), started=started, finished=now(), seconds=round(seconds, 3),
         samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
-        metrics=task.aggregate(predictions), primary=task.primary_for(protocol.name),
+        metrics=task.aggregate_for(protocol.name)(predictions), primary=task.primary_for(protocol.name),
     )  # fmt: skip
     store.write_record(record)
     world.barrier()

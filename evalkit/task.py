@@ -29,6 +29,7 @@ class Variant:
     max_new_tokens: int
     image_mode: ImageMode = "native"
     primary: str | None = None  # the headline metric under this protocol, when it differs from the task's
+    aggregate: Callable[[list[Prediction]], dict[str, float]] | None = None  # likewise, the aggregation
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Task:
             raise ConfigError(
                 f"task {self.name!r} has no variant for protocol {protocol!r} (has: {known})"
             ) from None
+
+    def aggregate_for(self, protocol: str) -> Callable[[list[Prediction]], dict[str, float]]:
+        return self.variant(protocol).aggregate or self.aggregate
 
     def primary_for(self, protocol: str) -> str:
         return self.variant(protocol).primary or self.primary

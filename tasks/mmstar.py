@@ -10,15 +10,17 @@ Protocol llava: question + MC, max_new_tokens 128, shared GENERAL option extract
 option's letter from the given choices directly" (no final period), max_new_tokens 1024 (its model
 default), MMStar's own matching rule (`MMSTAR`; lmms-eval used it up to v0.7.1, v0.7.2 switched to its
 new `extract_mcq_answer`).
-Metrics: `accuracy` (micro over questions), per category `<category>` (micro), per l2 category
-`l2_<l2 category>`, and lmms-eval's macro figures: `macro_accuracy` (unweighted mean of the l2
-accuracies, its "average") and `macro_<category>` (mean of that category's l2 accuracies). Records do not
-know their protocol, so both are always reported; the lmms-eval variant names `macro_accuracy` primary.
+(That newer extractor is not reproduced yet: a known difference of this protocol.)
+Metrics, llava: `accuracy` (micro over questions, primary), per category `<category>` (micro), the macro
+figures as `macro_accuracy` / `macro_<category>`, per l2 category `l2_<name>`. lmms-eval reports the macro
+figures as its headline (`accuracy` = the unweighted mean of the l2 accuracies, its "average";
+`<category>` = the mean of that category's l2 accuracies), with the micro ones as `micro_...`.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 from evalkit.data.readers import Dataset, Sample, fingerprint, read_benchmark, read_parquet_rows
@@ -90,16 +92,18 @@ def _l2_accuracies(predictions: list[Prediction]) -> dict[str, float]:
     return {l2: accuracy(p.score for p in preds) for l2, preds in sorted(by_l2.items())}
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    """Micro accuracies, and lmms-eval's macro ones (means of l2 accuracies, overall and per category)."""
+def aggregate(predictions: list[Prediction], macro: bool = False) -> dict[str, float]:
+    """`accuracy` and per-category keys: micro (over questions), or - as lmms-eval reports MMStar - macro
+    (the unweighted mean of the l2-category accuracies, overall and within each category); the other
+    kind is kept under `micro_` / `macro_` names, and the l2 accuracies as `l2_<name>`."""
     l2 = _l2_accuracies(predictions)
-    metrics = {
-        "accuracy": accuracy(p.score for p in predictions),
-        "macro_accuracy": round(mean(l2.values()), 6),
-    }
+    micro = {"accuracy": accuracy(p.score for p in predictions)}
+    macro_values = {"accuracy": round(mean(l2.values()), 6)}
     for category, preds in sorted(group_by(predictions, lambda p: p.meta["category"]).items()):
-        metrics[snake(category)] = accuracy(p.score for p in preds)
-        metrics[f"macro_{snake(category)}"] = round(mean(_l2_accuracies(preds).values()), 6)
+        micro[snake(category)] = accuracy(p.score for p in preds)
+        macro_values[snake(category)] = round(mean(_l2_accuracies(preds).values()), 6)
+    headline, kept, prefix = (macro_values, micro, "micro_") if macro else (micro, macro_values, "macro_")
+    metrics = headline | {f"{prefix}{k}": v for k, v in kept.items()}
     metrics |= {f"l2_{snake(name)}": value for name, value in l2.items()}
     return metrics | outcome_counts(predictions)
 
@@ -113,7 +117,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt_llava, option_match(GENERAL), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(
-            prompt_lmms, option_match(MMSTAR), max_new_tokens=1024, primary="macro_accuracy"
+            prompt_lmms, option_match(MMSTAR), max_new_tokens=1024, aggregate=partial(aggregate, macro=True)
         ),
     },
     aggregate=aggregate,
