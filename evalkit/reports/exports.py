@@ -78,10 +78,10 @@ def _mmbench_table(run_task_dir: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
-    """The file the MMBench server takes: `.xlsx` (every cell text, so "=A1" stays a string) or `.tsv`,
-    chosen by `out`'s suffix; a folder gets `<task>.xlsx`. Columns index, question, hint, A-D (E when
-    any question has it), prediction (the raw reply), category, l2-category, split (+ answer when known).
-    xlsx cannot hold control characters (they are dropped there) nor cells over 32,767 characters."""
+    """The file the MMBench server takes: `.xlsx` (every cell but the numeric index is text, so "=A1" stays
+    a string) or `.tsv`, chosen by `out`'s suffix; a folder gets `<task>.xlsx`. Columns index, question,
+    hint, A-D (E when any question has it), prediction (the raw reply), category, l2-category, split
+    (+ answer when known). xlsx cannot hold control characters (they are dropped there) nor cells over 32,767 characters."""
     if not out.suffix:
         out = out / f"{run_task_dir.name}.xlsx"
     if out.suffix.lower() not in MMBENCH_FORMATS:
@@ -107,6 +107,9 @@ def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
                     f"{run_task_dir}: record {row[0]} has a {header[c - 1]} of {len(value):,} characters, "
                     f"over xlsx's {XLSX_CELL_MAX:,} per cell; export to a .tsv file instead"
                 )
+            if r > 1 and c == 1:  # the index is a number, as LLaVA's converter writes it (matched on int)
+                sheet.cell(row=r, column=c, value=int(value))
+                continue
             cell = sheet.cell(row=r, column=c, value=ILLEGAL_CHARACTERS_RE.sub("", value))
             cell.data_type = "s"  # never a formula or an error code, whatever the text starts with
     book.save(out)

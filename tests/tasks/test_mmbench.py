@@ -276,9 +276,11 @@ def test_export_xlsx_and_tsv(tmp_path: Path) -> None:
     (xlsx,) = export_mmbench(run, tmp_path / "out" / "sub.xlsx")
     rows = read_xlsx(xlsx)
     assert [c.value for c in rows[0]] == header
-    assert [r[0].value for r in rows[1:]] == sorted(samples, key=int)  # one row per pass, in index order
-    assert all(c.data_type == "s" for r in rows for c in r if c.value is not None)
-    table = {r[0].value: [c.value or "" for c in r] for r in rows[1:]}
+    # one row per pass, in index order; the index a number (as LLaVA's converter writes it), the rest text
+    assert [r[0].value for r in rows[1:]] == sorted(int(i) for i in samples)
+    assert all(r[0].data_type == "n" for r in rows[1:])
+    assert all(c.data_type == "s" for r in rows for c in r[1:] if c.value is not None)
+    table = {str(r[0].value): [str(r[0].value)] + [c.value or "" for c in r[1:]] for r in rows[1:]}
     assert table["0"][7] == "=1+1" and table["1"][7] == "#N/A"  # text, never a formula or error
     assert table["2"][7] == "答案是 A\tsecond\nline" and table["3"][7] == "B"  # control character dropped
     assert table["0"][2] == "Look at the picture.\nIt has one colour."
@@ -307,7 +309,7 @@ def test_export_without_answers_ccbench_and_limits(tmp_path: Path) -> None:
     cc_run = write_run(tmp_path / "cc", [predict(CC, s, s.target) for s in load(CC, tmp_path).values()])
     (cc_xlsx,) = export_mmbench(cc_run, tmp_path / "cc.xlsx")
     rows = read_xlsx(cc_xlsx)
-    cc_row = [c.value or "" for c in rows[1]]
+    cc_row = [str(rows[1][0].value)] + [c.value or "" for c in rows[1][1:]]
     assert cc_row[:8] == ["0", "这幅画的主色是什么？", "", "绿色", "红色", "蓝色", "黄色", "B"]
     assert cc_row[8:] == ["calligraphy_painting", "", "dev", "B"]  # no l2-category in CCBench
 
@@ -366,7 +368,7 @@ def test_run_and_export_through_a_server(tmp_path: Path) -> None:
     out = tmp_path / "submission.xlsx"
     exported = evalkit("export", "mmbench", str(run), "--out", str(out))
     assert exported.returncode == 0, exported.stderr
-    rows = {r[0].value: r for r in read_xlsx(out)[1:]}
+    rows = {str(r[0].value): r for r in read_xlsx(out)[1:]}
     assert (
         len(rows) == 13 and rows["1000001"][7].value == "=SUM(A1:A2)" and rows["1000001"][7].data_type == "s"
     )
