@@ -81,7 +81,8 @@ def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
     """The file the MMBench server takes: `.xlsx` (every cell but the numeric index is text, so "=A1" stays
     a string) or `.tsv`, chosen by `out`'s suffix; a folder gets `<task>.xlsx`. Columns index, question,
     hint, A-D (E when any question has it), prediction (the raw reply), category, l2-category, split
-    (+ answer when known). xlsx cannot hold control characters (they are dropped there) nor cells over 32,767 characters."""
+    (+ answer when known). xlsx cannot hold control characters (they are dropped there) nor cells over
+    32,767 characters."""
     if not out.suffix:
         out = out / f"{run_task_dir.name}.xlsx"
     if out.suffix.lower() not in MMBENCH_FORMATS:
