@@ -23,6 +23,7 @@ from evalkit.errors import ConfigError
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
 from evalkit.records import DataInfo, Manifest, Prediction, RunRecord
+from evalkit.scoring.group import group_by
 from evalkit.store import TaskStore
 from evalkit.task import Task, Variant
 
@@ -164,7 +165,8 @@ def run_task(
         batches = make_batches(samples, variant, backend.batch_size)
         mine = world.shard([b for b in batches if any(s.id not in done for s in b)])
     else:
-        mine = make_batches(world.shard(pending), variant, backend.batch_size)
+        groups = list(group_by(pending, lambda s: s.group or s.id).values())  # passes sharing an image
+        mine = make_batches([s for g in world.shard(groups) for s in g], variant, backend.batch_size)
     if progress:
         progress(task.name, len(done), len(samples))
     if mine:

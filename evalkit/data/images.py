@@ -139,8 +139,9 @@ class _DecodedCache:
     """The last few decoded images, so that passes sharing an image (MMBench circular evaluation, MME
     pairs) decode it once; batches keep such samples next to each other."""
 
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
+    def __init__(self, max_pixels: int = 64 * 1024 * 1024) -> None:
+        self.max_pixels = max_pixels  # about 200 MB of RGB at most, however large the images are
+        self._pixels = 0
         self._items: OrderedDict[ImageRef, Image.Image] = OrderedDict()
         self._lock = threading.Lock()
         self.decoded = 0  # how many times an image was actually decoded (for tests and benchmarks)
@@ -153,9 +154,12 @@ class _DecodedCache:
         image = decode_image(image_bytes(ref), ref.describe())
         with self._lock:
             self.decoded += 1
-            self._items[ref] = image
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            if ref not in self._items:
+                self._items[ref] = image
+                self._pixels += image.width * image.height
+            while self._pixels > self.max_pixels and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                self._pixels -= old.width * old.height
         return image
 
 
