@@ -306,7 +306,7 @@ def show(
         if p.name in t.variants:
             v = t.variants[p.name]
             out.print(
-                f"  {t.name:<14} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
+                f"  {t.name:<16} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
                 f"parse={getattr(v.score, '__qualname__', '?')}"
             )
 
