@@ -42,6 +42,8 @@ class ListWhat(StrEnum):
 class ExportKind(StrEnum):
     mme = "mme"
     mmbench = "mmbench"
+    vqav2 = "vqav2"
+    vizwiz = "vizwiz"
 
 
 class Layout(StrEnum):
@@ -249,11 +251,22 @@ def export(
     kind: Annotated[ExportKind, typer.Argument(help="which submission / cross-check file")],
     run_task_dir: Annotated[Path, typer.Argument(help="a run's task folder, e.g. results/<model>/mme")],
     out_path: Annotated[Path, typer.Option("--out", help="output folder or file")] = Path("export"),
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="vqav2/vizwiz: data root holding the test question files (default: the run's)"),
+    ] = None,
 ) -> None:
     """Write a benchmark's submission or cross-check file from prediction records."""
-    from evalkit.reports.exports import export_mmbench, export_mme
+    from functools import partial
 
-    writer = {ExportKind.mme: export_mme, ExportKind.mmbench: export_mmbench}[kind]
+    from evalkit.reports.exports import export_mmbench, export_mme, export_vizwiz, export_vqav2
+
+    writer = {
+        ExportKind.mme: export_mme,
+        ExportKind.mmbench: export_mmbench,
+        ExportKind.vqav2: partial(export_vqav2, data_root=data_root),
+        ExportKind.vizwiz: partial(export_vizwiz, data_root=data_root),
+    }[kind]
     written = writer(run_task_dir, out_path)
     out.print(f"wrote {len(written)} files to {out_path}" if len(written) > 1 else f"wrote {written[0]}")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
 from evalkit.errors import InputError
-from evalkit.records import PREDICTIONS, Prediction, read_predictions
+from evalkit.records import METRICS, PREDICTIONS, Prediction, read_predictions, read_run_record
+from evalkit.scoring.vqa import evalai_process
 
 
 def read_run_predictions(run_task_dir: Path) -> list[Prediction]:
@@ -115,3 +117,79 @@ def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
             cell.data_type = "s"  # never a formula or an error code, whatever the text starts with
     book.save(out)
     return [out]
+
+
+def run_data_folder(run_task_dir: Path, folder: str, data_root: Path | None) -> Path:
+    """The benchmark folder a run read: `<data_root>/<folder>` when a root is given, else the one its
+    metrics.json names (exports that list every test question need the question files)."""
+    if data_root is not None:
+        path = data_root / folder
+    else:
+        metrics = run_task_dir / METRICS
+        if not metrics.exists():
+            raise InputError(
+                f"{metrics}: not found, so the run's data folder is unknown "
+                "(finish the run with the same command, or give --data-root DIR)"
+            )
+        path = Path(read_run_record(metrics).data.path)
+    if not path.is_dir():
+        raise InputError(f"{path}: data folder not found (give --data-root DIR, the root holding {folder}/)")
+    return path
+
+
+def _write_json(out: Path, default_name: str, entries: list[dict[str, object]]) -> list[Path]:
+    """`out`, or `out/<default_name>.json` when `out` has no suffix (a folder)."""
+    path = out if out.suffix else out / f"{default_name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return [path]
+
+
+def export_vqav2(run_task_dir: Path, out: Path, data_root: Path | None = None) -> list[Path]:
+    """The VQAv2 EvalAI file: `[{"question_id", "answer"}]` for every question of
+    v2_OpenEnded_mscoco_test2015_questions.json, in its order. A test-dev question the run answered gets
+    the EvalAI-processed raw reply; every other question, and a failed sample, gets "" (as LLaVA's
+    convert_vqav2_for_submission writes it)."""
+    from evalkit_tasks.vqav2 import test2015_question_ids
+
+    ids = test2015_question_ids(run_data_folder(run_task_dir, "vqav2", data_root))
+    known = set(ids)
+    answers: dict[int, str] = {}
+    for p in read_run_predictions(run_task_dir):
+        if not p.id.isdigit() or int(p.id) not in known:
+            raise InputError(
+                f"{run_task_dir}: record {p.id!r} is no VQAv2 test2015 question "
+                "(export vqav2 takes a vqav2_testdev run's folder)"
+            )
+        answers[int(p.id)] = "" if p.failed else evalai_process(p.output)
+    entries: list[dict[str, object]] = [{"question_id": q, "answer": answers.get(q, "")} for q in ids]
+    return _write_json(out, run_task_dir.name, entries)
+
+
+def export_vizwiz(run_task_dir: Path, out: Path, data_root: Path | None = None) -> list[Path]:
+    """The VizWiz server file: `[{"image", "answer"}]`, one per question of test.json in its order, the
+    answer EvalAI-processed. Every question needs a reply (LLaVA's converter asserts it): questions not run
+    or failed are an error that says how many, so that the run can be resumed first."""
+    from evalkit.registry import get_task
+
+    task = get_task("vizwiz_test")
+    samples = task.load(run_data_folder(run_task_dir, task.folder, data_root)).samples
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir)}
+    known = {s.id for s in samples}
+    if stray := [i for i in predictions if i not in known]:
+        raise InputError(
+            f"{run_task_dir}: {len(stray)} record(s) are no VizWiz test question, e.g. {stray[0]!r} "
+            "(export vizwiz takes a vizwiz_test run's folder)"
+        )
+    missing = [s.id for s in samples if s.id not in predictions]
+    failed = [s.id for s in samples if s.id in predictions and predictions[s.id].failed]
+    if missing or failed:
+        raise InputError(
+            f"{run_task_dir}: {len(missing) + len(failed)} of {len(samples)} VizWiz test questions have no "
+            f"answer ({len(missing)} not run, {len(failed)} failed; first: {(missing + failed)[0]}); run the "
+            "same `evalkit run` command again (it resumes and retries failed samples), then export"
+        )
+    entries: list[dict[str, object]] = [
+        {"image": s.id, "answer": evalai_process(predictions[s.id].output)} for s in samples
+    ]
+    return _write_json(out, run_task_dir.name, entries)

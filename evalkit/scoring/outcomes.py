@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from evalkit.data.readers import Sample
 from evalkit.records import Prediction
@@ -34,6 +34,42 @@ def option_match(chain: Callable[[str, Mapping[str, str]], Parsed]) -> Callable[
 
     score.__qualname__ = f"option_match({getattr(chain, 'name', chain)})"
     return score
+
+
+def vqa_match(rule: Callable[[str, Sequence[str]], tuple[str, float]]) -> Callable[[str, Sample], Scored]:
+    """A VQA scorer: `rule` (a `scoring.vqa` accuracy such as `vqa_official`) compares the output with the
+    annotators' answers in `sample.meta["answers"]`. The answer recorded is the prediction as compared. An
+    empty reply is unparsed (and wrong); any other reply gets the official score as computed, even one that
+    normalisation empties ("A" -> "", which matches annotators who answered "a")."""
+
+    def score(output: str, sample: Sample) -> Scored:
+        if not output.strip():
+            return Scored(None, 0.0, "unparsed")
+        compared, accuracy = rule(output, sample.meta["answers"])
+        return Scored(compared, accuracy, rule.__name__)
+
+    score.__qualname__ = f"vqa_match({rule.__name__})"
+    return score
+
+
+def submission_answer(process: Callable[[str], str]) -> Callable[[str, Sample], Scored]:
+    """For splits whose answers are held by a test server: records `process(output)`, the answer the
+    submission file will carry, scored 0. Nothing is compared, so nothing is unparsed; `answered` and
+    `empty` (see `submission_counts`) tell how many replies the file will hold."""
+
+    def score(output: str, sample: Sample) -> Scored:
+        return Scored(process(output), 0.0, process.__name__)
+
+    score.__qualname__ = f"submission_answer({process.__name__})"
+    return score
+
+
+def submission_counts(predictions: list[Prediction]) -> dict[str, float]:
+    """The aggregate of a split without answers: the outcome counts, `answered` (a non-empty answer for
+    the submission file) and `empty` (a reply that is empty once processed)."""
+    done = [p for p in predictions if not p.failed]
+    answered = sum(bool(p.answer) for p in done)
+    return outcome_counts(predictions) | {"answered": answered, "empty": len(done) - answered}
 
 
 def grouped_accuracy(*fields: str) -> Callable[[list[Prediction]], dict[str, float]]:

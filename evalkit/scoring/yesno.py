@@ -5,11 +5,14 @@ and never guesses: an output no rule covers is unparsed (None).
 - `yes_no_prefix_lenient`: lmms-eval's MME variant (strips ".", maps a bare y/n).
 - `yes_no_negation`: LLaVA's `eval_pope.py` (first sentence, negation word -> no, otherwise yes).
 - `yes_no_exact`: lmms-eval's POPE rule (lower-cased, stripped output must be "yes" or "no").
+- `yes_no_words`: VLMEvalKit's `YOrN_Extraction` (a lone yes or no among the words of the reply).
+- `yes_no_contains`: lmms-eval's rule-based HallusionBench scoring ("yes" anywhere -> yes, else no).
 """
 
 from __future__ import annotations
 
 from evalkit.scoring.types import Parsed
+from evalkit.scoring.vqa import process_punctuation
 
 YES, NO = "yes", "no"
 
@@ -58,3 +61,24 @@ def yes_no_exact(output: str) -> Parsed:
     if text in (YES, NO):
         return Parsed(text, "exact")
     return Parsed(None, "unparsed")
+
+
+def yes_no_words(output: str) -> Parsed:
+    """VLMEvalKit's YOrN_Extraction (Y/N datasets, HallusionBench without a judge): lower-case, the VQA
+    punctuation processing, split on whitespace; "yes" among the words and not "no" -> yes, the reverse
+    -> no; both or neither -> unparsed."""
+    words = process_punctuation(output.lower()).split()
+    has_yes, has_no = YES in words, NO in words
+    if has_yes and not has_no:
+        return Parsed(YES, "yes_word")
+    if has_no and not has_yes:
+        return Parsed(NO, "no_word")
+    return Parsed(None, "unparsed")
+
+
+def yes_no_contains(output: str) -> Parsed:
+    """lmms-eval's rule-based HallusionBench variant: "yes" anywhere in the lower-cased reply -> yes,
+    otherwise no (so "eyes" is yes and an empty reply is no: the rule never leaves a reply unparsed)."""
+    if YES in output.lower():
+        return Parsed(YES, "contains_yes")
+    return Parsed(NO, "default_no")

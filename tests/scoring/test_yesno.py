@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.scoring.yesno import yes_no_exact, yes_no_negation, yes_no_prefix, yes_no_prefix_lenient
+from evalkit.scoring.yesno import (
+    yes_no_contains,
+    yes_no_exact,
+    yes_no_negation,
+    yes_no_prefix,
+    yes_no_prefix_lenient,
+    yes_no_words,
+)
 
 # MME eval_tool/calculation.py: lower(); exact yes/no; else "yes" in first 4 chars; else "no" in them.
 MME_OFFICIAL = [
@@ -64,6 +71,34 @@ POPE_LMMS = [
     ("yes, there is", None, "unparsed", "extra words"),
 ]
 
+# VLMEvalKit YOrN_Extraction: lower(); VQA process_punctuation; split(); a lone yes or a lone no.
+WORDS = [
+    ("Yes", "yes", "yes_word", "lower-cased word"),
+    ("No.", "no", "no_word", "the period is removed"),
+    ("Yes, the right circle is larger.", "yes", "yes_word", "', ' touches a space: deleted, then 'yes'"),
+    ("YES!", "yes", "yes_word", "'!' touches no space: a space"),
+    ("(Yes)", "yes", "yes_word", "brackets become spaces"),
+    ("There is no yellow line", "no", "no_word", "'no' anywhere among the words"),
+    ("yes/no", None, "unparsed", "'/' becomes a space: both words"),
+    ("Yes.\nNo.", None, "unparsed", "both words, on two lines"),
+    ("Not at all", None, "unparsed", "'not' is not the word 'no'"),
+    ("eyes", None, "unparsed", "'eyes' is not the word 'yes'"),
+    ("**Yes**", None, "unparsed", "'*' is not in the VQA punctuation list: the word is '**yes**'"),
+    ("Yes:", None, "unparsed", "nor is ':'"),
+    ("", None, "unparsed", "empty reply"),
+]
+
+# lmms-eval HallusionBench (rule-based aggregation): "yes" in the lower-cased reply -> yes, else no.
+CONTAINS = [
+    ("Yes", "yes", "contains_yes", "yes"),
+    ("The answer is YES.", "yes", "contains_yes", "lower-cased first"),
+    ("No, yes", "yes", "contains_yes", "yes anywhere wins over no"),
+    ("I see two eyes", "yes", "contains_yes", "'eyes' contains yes: the published rule, quirk included"),
+    ("No", "no", "default_no", "no yes"),
+    ("Y", "no", "default_no", "a bare letter is no"),
+    ("", "no", "default_no", "an empty reply is no: never unparsed"),
+]
+
 
 def _ids(rows: list[tuple[str, str | None, str, str]]) -> list[str]:
     return [f"{r[0]!r}: {r[3]}" for r in rows]
@@ -90,4 +125,16 @@ def test_pope_llava(output: str, label: str | None, rule: str, why: str) -> None
 @pytest.mark.parametrize(("output", "label", "rule", "why"), POPE_LMMS, ids=_ids(POPE_LMMS))
 def test_pope_lmms_eval(output: str, label: str | None, rule: str, why: str) -> None:
     parsed = yes_no_exact(output)
+    assert (parsed.label, parsed.rule) == (label, rule), why
+
+
+@pytest.mark.parametrize(("output", "label", "rule", "why"), WORDS, ids=_ids(WORDS))
+def test_yes_no_words(output: str, label: str | None, rule: str, why: str) -> None:
+    parsed = yes_no_words(output)
+    assert (parsed.label, parsed.rule) == (label, rule), why
+
+
+@pytest.mark.parametrize(("output", "label", "rule", "why"), CONTAINS, ids=_ids(CONTAINS))
+def test_yes_no_contains(output: str, label: str | None, rule: str, why: str) -> None:
+    parsed = yes_no_contains(output)
     assert (parsed.label, parsed.rule) == (label, rule), why
