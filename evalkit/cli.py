@@ -255,6 +255,9 @@ def export(
         Path | None,
         typer.Option(help="vqav2/vizwiz: data root holding the test question files (default: the run's)"),
     ] = None,
+    allow_missing: Annotated[
+        bool, typer.Option(help="vqav2/vizwiz: export unanswered test questions blank instead of stopping")
+    ] = False,
 ) -> None:
     """Write a benchmark's submission or cross-check file from prediction records."""
     from functools import partial
@@ -264,8 +267,8 @@ def export(
     writer = {
         ExportKind.mme: export_mme,
         ExportKind.mmbench: export_mmbench,
-        ExportKind.vqav2: partial(export_vqav2, data_root=data_root),
-        ExportKind.vizwiz: partial(export_vizwiz, data_root=data_root),
+        ExportKind.vqav2: partial(export_vqav2, data_root=data_root, allow_missing=allow_missing),
+        ExportKind.vizwiz: partial(export_vizwiz, data_root=data_root, allow_missing=allow_missing),
     }[kind]
     written = writer(run_task_dir, out_path)
     out.print(f"wrote {len(written)} files to {out_path}" if len(written) > 1 else f"wrote {written[0]}")

@@ -10,10 +10,12 @@ Sample id = question_id; target = multiple_choice_answer, or the answer itself w
 official code then compares, unprocessed). Metrics, val: `accuracy` (primary), `yes_no`, `number`, `other`
 (by answer_type), `unparsed`, `failed`; test-dev: counts only (`answered`, `empty`, `unparsed`, `failed`).
 
-Prompt, both protocols: question + SHORT. Protocol llava: 128 tokens, pad, the current official evaluation
-(`vqa_official`: both sides processed only when the 10 answers differ; BENCHMARKS.md's "answers get
-punctuation processing only" describes older code). Protocol lmms-eval (0.7.2 vqav2_val): 16 tokens, native
-images, both sides always processed (`vqa_always_processed`). A reply empty once normalised is unparsed.
+Prompt, both protocols: question + SHORT. Protocol llava: 128 tokens, pad, LLaVA's path to its published
+numbers (`vqa_submission`): the reply through the EvalAI processor (convert_vqav2_for_submission), then
+the current official evaluation (both sides processed only when the 10 answers differ; BENCHMARKS.md's
+"answers get punctuation processing only" describes older code). Protocol lmms-eval (0.7.2 vqav2_val):
+16 tokens, native images, both sides always processed (`vqa_always_processed`). An empty reply is
+unparsed; a reply that normalisation empties ("The.") is scored as given (wrong unless annotators agree).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from evalkit.data.readers import (
 from evalkit.errors import InputError
 from evalkit.protocols import SHORT
 from evalkit.scoring.outcomes import grouped_accuracy, submission_answer, submission_counts, vqa_match
-from evalkit.scoring.vqa import evalai_process, vqa_always_processed, vqa_official
+from evalkit.scoring.vqa import evalai_process, vqa_always_processed, vqa_submission
 from evalkit.task import Task, Variant
 
 VAL_QUESTIONS = "v2_OpenEnded_mscoco_val2014_questions.json"
@@ -129,7 +131,7 @@ TASKS = [
         description="VQAv2 val2014 (214k questions), VQA accuracy over 10 annotators",
         load=_loader("val"),
         variants={
-            "llava": Variant(prompt, vqa_match(vqa_official), max_new_tokens=128, image_mode="pad"),
+            "llava": Variant(prompt, vqa_match(vqa_submission), max_new_tokens=128, image_mode="pad"),
             "lmms-eval": Variant(prompt, vqa_match(vqa_always_processed), 16, image_mode="native"),
         },
         aggregate=grouped_accuracy("answer_type"),

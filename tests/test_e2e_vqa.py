@@ -26,7 +26,7 @@ UNANSWERABLE = "\nWhen the provided information is insufficient, respond with 'U
 SHORT = "\nAnswer the question using a single word or phrase."
 
 REPLIES = {  # the question (lower-cased: lmms-eval capitalises VizWiz questions) -> the scripted reply
-    # VQAv2 val: scores 0 (llava: ten raw "Yes") / 1 (lmms-eval), 1, 1, 0.6, 1, 1, 1, unparsed
+    # VQAv2 val: 1, 1, 1, 0.6, 0 (llava: "man 's") / 1 (lmms-eval), 1, 1, 0
     "is the image red?": "yes",
     "how many dogs are there?": "Two",
     "how many people live here?": "1,000",
@@ -61,10 +61,10 @@ def expected(protocol: str) -> dict[str, dict[str, float]]:
     llava = protocol == "llava"
     return {
         "vqav2_val": {
-            "accuracy": 70.0 if llava else 82.5,  # (0 or 1) + 1 + 1 + 0.6 + 1 + 1 + 1 + 0, over 8
-            "yes_no": 0.0 if llava else 100.0,
+            "accuracy": 70.0 if llava else 82.5,  # 1 + 1 + 1 + 0.6 + (0 or 1) + 1 + 1 + 0, over 8
+            "yes_no": 100.0,
             "number": 86.666667,  # (1 + 1 + 0.6) / 3
-            "other": 75.0,  # (1 + 1 + 1 + 0) / 4
+            "other": 50.0 if llava else 75.0,  # ((0 or 1) + 1 + 1 + 0) / 4
             "unparsed": 0,  # "The." normalises to "": a wrong answer, not an unparsed reply
             "failed": 0,
         },
@@ -129,7 +129,10 @@ def test_vqa_tasks_end_to_end_and_exports(protocol: str, tmp_path: Path) -> None
     assert records["1004"]["score"] == pytest.approx(0.6)
     assert records["1003"]["meta"]["answers"][0] == "1,000"  # records keep the answers: re-scorable
 
-    vqav2 = evalkit("export", "vqav2", str(run / "vqav2_testdev"), "--out", str(tmp_path / "vqav2.json"))
+    args = ["export", "vqav2", str(run / "vqav2_testdev"), "--out", str(tmp_path / "vqav2.json")]
+    refused = evalkit(*args)  # "What fails here?" always fails: no silent blank answer
+    assert refused.returncode == 2 and "1 of 5 VQAv2 test-dev questions have no answer" in refused.stderr
+    vqav2 = evalkit(*args, "--allow-missing")
     assert vqav2.returncode == 0, vqav2.stderr
     entries = json.loads((tmp_path / "vqav2.json").read_text())
     assert [e["question_id"] for e in entries] == TEST2015_ORDER  # every test2015 question, once

@@ -25,6 +25,11 @@ def _fixtures() -> dict[str, Callable[[Path], object]]:
 
 
 FIXTURES = _fixtures()
+# Samples whose target cannot score under a protocol, by that protocol's published pipeline (and why)
+UNSCORABLE_TARGETS = {
+    ("vqav2_val", "llava", "1005"): 'LLaVA\'s EvalAI processor splits "man\'s" into "man \'s"; the official '
+    "evaluation's processed answers keep \"man's\"",
+}
 TASKS = sorted(all_tasks())
 
 
@@ -46,8 +51,12 @@ def test_task_conformance(name: str, protocol: str, tmp_path: Path) -> None:
     ]
     scored = [r for r, s in zip(records, samples, strict=True) if s.target]  # test splits have no answers
     assert all(r.answer is not None for r in scored), "the target itself must parse"
-    # the one deliberate exception: lmms-eval 0.7.2 can score no open MMMU question right (see the task)
-    assert all(r.score == 1.0 for r in scored if r.parse != "lmms_eval_open"), "the target must score right"
+    # deliberate exceptions: lmms-eval 0.7.2 can score no open MMMU question right (see the task), and
+    # the named samples above
+    expected = [
+        r for r in scored if r.parse != "lmms_eval_open" and (name, protocol, r.id) not in UNSCORABLE_TARGETS
+    ]
+    assert all(r.score == 1.0 for r in expected), "the target must score right"
     metrics = task.aggregate(records)
     assert metrics["unparsed"] == 0 and metrics["failed"] == 0
     assert task.primary_for(protocol) in metrics or not scored

@@ -145,28 +145,55 @@ def _write_json(out: Path, default_name: str, entries: list[dict[str, object]]) 
     return [path]
 
 
-def export_vqav2(run_task_dir: Path, out: Path, data_root: Path | None = None) -> list[Path]:
+def _answer(prediction: Prediction | None) -> str:
+    return "" if prediction is None or prediction.failed else evalai_process(prediction.output)
+
+
+def _unanswered(run_task_dir: Path, ids: list[str], predictions: dict[str, Prediction], what: str) -> None:
+    """Refuse to export while questions have no answer: a blank entry would silently count as wrong."""
+    missing = [i for i in ids if i not in predictions]
+    failed = [i for i in ids if i in predictions and predictions[i].failed]
+    if missing or failed:
+        raise InputError(
+            f"{run_task_dir}: {len(missing) + len(failed)} of {len(ids)} {what} have no answer "
+            f"({len(missing)} not run, {len(failed)} failed; first: {(missing + failed)[0]}); run the "
+            "same `evalkit run` command again (it resumes and retries failed samples), then export "
+            "(or pass --allow-missing to export them blank)"
+        )
+
+
+def export_vqav2(
+    run_task_dir: Path, out: Path, data_root: Path | None = None, allow_missing: bool = False
+) -> list[Path]:
     """The VQAv2 EvalAI file: `[{"question_id", "answer"}]` for every question of
-    v2_OpenEnded_mscoco_test2015_questions.json, in its order. A test-dev question the run answered gets
-    the EvalAI-processed raw reply; every other question, and a failed sample, gets "" (as LLaVA's
-    convert_vqav2_for_submission writes it)."""
+    v2_OpenEnded_mscoco_test2015_questions.json, in its order: a test-dev question gets the EvalAI-processed
+    raw reply, every other test2015 question "" (as LLaVA's convert_vqav2_for_submission writes it). Test-dev
+    questions without an answer (not run, or failed) stop the export unless `allow_missing` (then "")."""
     from evalkit_tasks.vqav2 import test2015_question_ids
 
-    ids = test2015_question_ids(run_data_folder(run_task_dir, "vqav2", data_root))
+    from evalkit.registry import get_task
+
+    folder = run_data_folder(run_task_dir, "vqav2", data_root)
+    ids = test2015_question_ids(folder)
     known = set(ids)
-    answers: dict[int, str] = {}
-    for p in read_run_predictions(run_task_dir):
-        if not p.id.isdigit() or int(p.id) not in known:
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir)}
+    for pid in predictions:
+        if not pid.isdigit() or int(pid) not in known:
             raise InputError(
-                f"{run_task_dir}: record {p.id!r} is no VQAv2 test2015 question "
+                f"{run_task_dir}: record {pid!r} is no VQAv2 test2015 question "
                 "(export vqav2 takes a vqav2_testdev run's folder)"
             )
-        answers[int(p.id)] = "" if p.failed else evalai_process(p.output)
+    if not allow_missing:
+        testdev = [s.id for s in get_task("vqav2_testdev").load(folder).samples]
+        _unanswered(run_task_dir, testdev, predictions, "VQAv2 test-dev questions")
+    answers = {int(i): _answer(p) for i, p in predictions.items()}
     entries: list[dict[str, object]] = [{"question_id": q, "answer": answers.get(q, "")} for q in ids]
     return _write_json(out, run_task_dir.name, entries)
 
 
-def export_vizwiz(run_task_dir: Path, out: Path, data_root: Path | None = None) -> list[Path]:
+def export_vizwiz(
+    run_task_dir: Path, out: Path, data_root: Path | None = None, allow_missing: bool = False
+) -> list[Path]:
     """The VizWiz server file: `[{"image", "answer"}]`, one per question of test.json in its order, the
     answer EvalAI-processed. Every question needs a reply (LLaVA's converter asserts it): questions not run
     or failed are an error that says how many, so that the run can be resumed first."""
@@ -181,15 +208,9 @@ def export_vizwiz(run_task_dir: Path, out: Path, data_root: Path | None = None) 
             f"{run_task_dir}: {len(stray)} record(s) are no VizWiz test question, e.g. {stray[0]!r} "
             "(export vizwiz takes a vizwiz_test run's folder)"
         )
-    missing = [s.id for s in samples if s.id not in predictions]
-    failed = [s.id for s in samples if s.id in predictions and predictions[s.id].failed]
-    if missing or failed:
-        raise InputError(
-            f"{run_task_dir}: {len(missing) + len(failed)} of {len(samples)} VizWiz test questions have no "
-            f"answer ({len(missing)} not run, {len(failed)} failed; first: {(missing + failed)[0]}); run the "
-            "same `evalkit run` command again (it resumes and retries failed samples), then export"
-        )
+    if not allow_missing:
+        _unanswered(run_task_dir, [s.id for s in samples], predictions, "VizWiz test questions")
     entries: list[dict[str, object]] = [
-        {"image": s.id, "answer": evalai_process(predictions[s.id].output)} for s in samples
+        {"image": s.id, "answer": _answer(predictions.get(s.id))} for s in samples
     ]
     return _write_json(out, run_task_dir.name, entries)

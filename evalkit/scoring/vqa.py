@@ -6,6 +6,8 @@
 - `leave_one_out`: mean over the 10 annotators of min(1, matches among the other 9 / 3).
 - `vqa_official`: the official VQA v2 evaluation (master since 2021): both sides are processed only when
   the 10 answers are not all identical; otherwise the raw, stripped strings are compared.
+- `vqa_submission`: LLaVA's pipeline for the published VQAv2 numbers - the reply goes through the EvalAI
+  processor (convert_vqav2_for_submission), then the official evaluation (the server's).
 - `m4c`: TextVQA/VizWiz (EvalAI processor on the prediction and on all answers).
 - `vqa_always_processed`: lmms-eval's VQAv2 variant (both sides always processed, no EvalAI tokenising).
 
@@ -21,6 +23,7 @@ from functools import lru_cache
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",",
                "?", "!")  # fmt: skip
 COMMA_STRIP = re.compile(r"(\d)(,)(\d)")
+COMMA_STRIP_EVALAI = re.compile(r"(?<=\d)(,)+(?=\d)")  # the EvalAI / lmms-eval processor's variant
 # The official lookbehind is malformed and never blocks: every "." not followed by a digit is removed. The
 # official call also passes re.UNICODE (32) as the count, so at most 32 periods go; kept for exactness.
 PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
@@ -57,11 +60,12 @@ CONTRACTIONS = dict(pair.split("->") for pair in _CONTRACTIONS.split())
 
 
 @lru_cache(maxsize=1 << 16)
-def process_punctuation(text: str) -> str:
-    """Each listed mark is deleted when it touches a space (or the text has a digit,digit comma), otherwise
-    replaced by a space; then periods not followed by a digit are deleted."""
+def process_punctuation(text: str, evalai: bool = False) -> str:
+    """Each listed mark is deleted when it touches a space (or the text has a digit,digit comma - the
+    EvalAI processor's pattern also takes runs of commas), otherwise replaced by a space; then periods not
+    followed by a digit are deleted."""
     out = text
-    comma_number = COMMA_STRIP.search(text) is not None
+    comma_number = (COMMA_STRIP_EVALAI if evalai else COMMA_STRIP).search(text) is not None
     for mark in PUNCTUATION:
         if (mark + " " in text or " " + mark in text) or comma_number:
             out = out.replace(mark, "")
@@ -86,7 +90,7 @@ def _clean(text: str) -> str:
 def evalai_process(text: str) -> str:
     """The EvalAI / M4C answer processor."""
     text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
-    return process_digit_article(process_punctuation(_clean(text)))
+    return process_digit_article(process_punctuation(_clean(text), evalai=True))
 
 
 def leave_one_out(prediction: str, answers: Sequence[str]) -> float:
@@ -110,10 +114,20 @@ def vqa_official(prediction: str, answers: Sequence[str]) -> tuple[str, float]:
     return pred, leave_one_out(pred, gts)
 
 
+def vqa_submission(prediction: str, answers: Sequence[str]) -> tuple[str, float]:
+    """LLaVA's published VQAv2 numbers: the EvalAI-processed reply scored by the official evaluation."""
+    return vqa_official(evalai_process(prediction), answers)
+
+
 def vqa_always_processed(prediction: str, answers: Sequence[str]) -> tuple[str, float]:
-    """lmms-eval's VQAv2 scoring: punctuation and digit/article processing on both sides, always."""
-    pred = process_digit_article(process_punctuation(_clean(prediction)))
-    return pred, leave_one_out(pred, [process_digit_article(process_punctuation(_clean(a))) for a in answers])
+    """lmms-eval's VQAv2 scoring: punctuation (its processor's comma rule) and digit/article processing
+    on both sides, always."""
+
+    def process(text: str) -> str:
+        return process_digit_article(process_punctuation(_clean(text), evalai=True))
+
+    pred = process(prediction)
+    return pred, leave_one_out(pred, [process(a) for a in answers])
 
 
 def m4c(prediction: str, answers: Sequence[str]) -> tuple[str, float]:

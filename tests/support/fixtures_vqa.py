@@ -42,7 +42,7 @@ def vqav2_val_items() -> list[VqaItem]:
         return VqaItem(qid, img, colour, q, tuple(answers), mca, kind, " ".join(q.lower().split()[:2]))
 
     return [
-        item(1001, 11, "red", "Is the image red?", ten(("Yes", 10)), "yes", "yes/no"),
+        item(1001, 11, "red", "Is the image red?", ten(("yes", 10)), "yes", "yes/no"),
         item(1002, 11, "red", "How many dogs are there?", ten(("2", 4), ("two", 3), ("3", 2), ("2 dogs", 1)),
              "2", "number"),
         item(1003, 12, "blue", "How many people live here?",
