@@ -1,5 +1,5 @@
-"""Every multiple-choice task end to end through the tiny transformers LLaVA: batched equals one at a time,
-multi-image MMMU questions and MMBench's circular passes included."""
+"""Every task with a fixture end to end through the tiny transformers LLaVA: batched equals one at a time,
+multi-image MMMU questions, MMBench's circular passes and the short-answer tasks included."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ from evalkit.demo.tiny_model import build_tiny_llava
 from tests.support.fixtures_hf_mc import FIXTURES as HF_MC
 from tests.support.fixtures_mc import FIXTURES as MC
 from tests.support.fixtures_mmbench import FIXTURES as MMBENCH
+from tests.support.fixtures_vqa import FIXTURES as VQA
+from tests.support.fixtures_vqa2 import FIXTURES as VQA2
 from tests.test_e2e_openai import evalkit, load_jsonl
 
-TASKS = sorted({**MMBENCH, **MC, **HF_MC})
+WRITERS = {**MMBENCH, **MC, **HF_MC, **VQA, **VQA2}
+TASKS = sorted(WRITERS)
 
 
 @pytest.mark.slow
-def test_multiple_choice_tasks_batched_equal_single(tmp_path: Path) -> None:
+def test_tasks_batched_equal_single(tmp_path: Path) -> None:
     checkpoint = build_tiny_llava(tmp_path / "tiny")
     root = tmp_path / "data"
     for name in TASKS:
-        {**MMBENCH, **MC, **HF_MC}[name](root)
+        WRITERS[name](root)
     outputs = {}
     for size in ("1", "4"):
         result = evalkit(
