@@ -1,4 +1,6 @@
-"""Glue shared by every task: score a parsed label against the sample's target; count outcomes."""
+"""Scorer factories and aggregates shared by tasks: a parsed label or option letter against the target
+(`label_match`, `option_match`), VQA accuracy (`vqa_match`), test-server splits (`submission_answer`),
+accuracy overall and per metadata field (`grouped_accuracy`), and the outcome counts every task reports."""
 
 from __future__ import annotations
 
