@@ -12,11 +12,11 @@ import io
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from PIL import Image
 
 from evalkit.backends.base import Backend, Failure, Request
+from evalkit.endpoints import FATAL_STATUS, public_url, scrub
 from evalkit.errors import ConfigError
 from evalkit.protocols import template_system
 
@@ -40,21 +40,6 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
     content.append({"type": "text", "text": request.prompt})
     user = {"role": "user", "content": content}
     return [{"role": "system", "content": system}, user] if system else [user]
-
-
-def scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def public_url(url: str) -> str:
-    """The endpoint URL without user:password or query parameters (which may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-FATAL_STATUS = {401: "unauthorised (check the API key)", 403: "forbidden", 404: "model or endpoint not found"}
 
 
 class OpenAIBackend(Backend):
