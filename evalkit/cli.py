@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from evalkit.errors import ConfigError, EvalkitError, InputError
+from evalkit.scoring.judge import Judge
 
 app = typer.Typer(
     add_completion=False,
@@ -121,6 +122,16 @@ def run(
         float, typer.Option(min=0.01, help="seconds per request (openai backend)")
     ] = 120.0,
     max_retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts (openai backend)")] = 5,
+    judge: Annotated[
+        str | None, typer.Option(help="LLM judge model for judged tasks (MM-Vet, LLaVA-Bench)")
+    ] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help="the judge's OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    ] = None,
+    judge_api_key_env: Annotated[str, typer.Option(help="environment variable holding the judge's key")] = (
+        "OPENAI_API_KEY"
+    ),
+    judge_concurrency: Annotated[int, typer.Option(min=1, help="judge requests in flight")] = 8,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.models import backend_factory, resolve_model
@@ -132,6 +143,10 @@ def run(
     spec = resolve_model(model)
     chosen = get_protocol(protocol or spec.options.get("protocol") or "llava")
     task_list = parse_task_list(tasks)
+    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency)
+    from evalkit.judging import require_judge
+
+    require_judge(task_list, the_judge)  # before any model is loaded
     for t in task_list:
         t.variant(chosen.name)
     size = _batch_size(batch_size)
@@ -156,6 +171,7 @@ def run(
         template=template,
         use_protocol_template=use_protocol_template,
         model_settings=spec.settings(dtype),
+        judge=the_judge,
     )
     from evalkit.distributed import init_world
 
@@ -190,6 +206,14 @@ def run(
     out.print(f"results: {settings.output / settings.name}")
 
 
+def _judge(model: str | None, base_url: str | None, key_env: str, concurrency: int) -> Judge | None:
+    if model is None:
+        return None
+    from evalkit.scoring.judge import Judge, JudgeConfig
+
+    return Judge(JudgeConfig(model=model, base_url=base_url, api_key_env=key_env, concurrency=concurrency))
+
+
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
     keys = [
         k for k in metrics if not k.endswith(("_acc", "_acc_plus", "_precision", "_recall", "_yes_ratio"))
@@ -218,14 +242,28 @@ def score(
     output: Annotated[
         Path | None, typer.Option(help="write re-scored predictions.jsonl + scores.json here")
     ] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="LLM judge model for judged tasks (MM-Vet, LLaVA-Bench)")
+    ] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help="the judge's OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+    ] = None,
+    judge_api_key_env: Annotated[str, typer.Option(help="environment variable holding the judge's key")] = (
+        "OPENAI_API_KEY"
+    ),
+    judge_concurrency: Annotated[int, typer.Option(min=1, help="judge requests in flight")] = 8,
 ) -> None:
-    """Re-score predictions without running a model."""
+    """Re-score predictions without running a model (judged tasks: the judge's cache makes it free)."""
     from evalkit.registry import get_task
     from evalkit.rescore import rescore_file, sniff_format, write_rescored
 
     the_task = get_task(task)
     root = _data_root(data_root) if sniff_format(predictions) == "llava" else None
-    result = rescore_file(the_task, predictions, protocol, root)
+    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency)
+    from evalkit.judging import require_judge
+
+    require_judge([the_task], the_judge)
+    result = rescore_file(the_task, predictions, protocol, root, the_judge)
     if output is not None:
         write_rescored(result, output)
     title = f"{the_task.name} ({result.protocol.name}, n={len(result.predictions)}) from {predictions}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from evalkit.data.readers import Sample
 from evalkit.errors import InputError
+from evalkit.judging import judge_records
 from evalkit.protocols import Protocol, get_protocol
 from evalkit.records import (
     MANIFEST,
@@ -24,6 +25,7 @@ from evalkit.records import (
     rewrite_predictions,
 )
 from evalkit.runner import make_prediction
+from evalkit.scoring.judge import Judge
 from evalkit.task import Task
 
 
@@ -124,10 +126,14 @@ def default_protocol(path: Path) -> str:
     return "llava"
 
 
-def rescore_file(task: Task, path: Path, protocol: str | None, data_root: Path | None) -> Rescored:
+def rescore_file(
+    task: Task, path: Path, protocol: str | None, data_root: Path | None, judge: Judge | None = None
+) -> Rescored:
     chosen = get_protocol(protocol or default_protocol(path))
     samples = task.load(data_root / task.folder).samples if data_root is not None else None
     predictions = load_and_rescore(task, chosen, path, samples)
+    if judge is not None:
+        predictions = judge_records(task, predictions, judge)
     return Rescored(task, chosen, path, predictions, task.aggregate_for(chosen.name)(predictions))
 
 

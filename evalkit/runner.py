@@ -20,10 +20,13 @@ from evalkit.backends.base import Failure
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError
+from evalkit.judging import judge_records
+from evalkit.judging import pending as pending_grades
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
 from evalkit.records import DataInfo, Manifest, Prediction, RunRecord
 from evalkit.scoring.group import group_by
+from evalkit.scoring.judge import Judge
 from evalkit.store import TaskStore
 from evalkit.task import Task, Variant
 
@@ -43,6 +46,7 @@ class RunSettings:
     use_protocol_template: bool = True
     # what identifies the model beyond its name (backend, checkpoint, dtype, revision); pinned on resume
     model_settings: dict[str, object] = field(default_factory=dict)
+    judge: Judge | None = None  # the LLM judge for judged tasks (MM-Vet, LLaVA-Bench)
 
     def conversation_template(self) -> str | None:
         return self.protocol.template if self.use_protocol_template else self.template
@@ -157,7 +161,8 @@ def run_task(
     store.guard_limit(len(samples))
     done = store.resume(wanted)
     pending = [s for s in samples if s.id not in done]
-    if not pending and (record := store.finished(len(samples), dataset.fingerprint)):
+    finished = not pending and not pending_grades(list(done.values()))  # judged: every grade given
+    if finished and (record := store.finished(len(samples), dataset.fingerprint)):
         return record
 
     started, clock = now(), time.perf_counter()
@@ -190,6 +195,14 @@ def run_task(
     backend_info = store.backend_info()
     records = store.gather(wanted)
     predictions = [records[s.id] for s in samples]
+    judge_info = None
+    if task.judged is not None and settings.judge is not None:
+        predictions = judge_records(task, predictions, settings.judge)
+        store.update(predictions)
+        judge_info = settings.judge.config.describe() | {
+            "usage": settings.judge.usage().as_dict(),
+            "pending": pending_grades(predictions),
+        }
     record = RunRecord(
         task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
         model_config=backend_info or {"model": settings.model, **settings.model_settings},
@@ -199,6 +212,7 @@ def run_task(
         n=len(predictions), started=started, finished=now(), seconds=round(seconds, 3),
         samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
         metrics=task.aggregate_for(protocol.name)(predictions), primary=task.primary_for(protocol.name),
+        judge=judge_info,
     )  # fmt: skip
     store.write_record(record)
     world.barrier()

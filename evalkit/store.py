@@ -120,6 +120,12 @@ class TaskStore:
                 "its metrics.json: use another --name or --output for limited runs"
             )
 
+    def update(self, records: list[Prediction]) -> None:
+        """Replace records by id (the judge's grades), atomically; other records are kept as they are."""
+        by_id = {r.id: r for r in records}
+        current = read_predictions(self.predictions)
+        rewrite_predictions(self.predictions, [by_id.get(r.id, r) for r in current])
+
     def finished(self, n: int, fingerprint: str) -> RunRecord | None:
         """The existing run record when it covers exactly these samples of this data."""
         if not self.metrics.exists():

@@ -15,9 +15,32 @@ from typing import Literal
 from evalkit.data.readers import Dataset, Sample
 from evalkit.errors import ConfigError
 from evalkit.records import Prediction
+from evalkit.scoring.judge import JudgeRequest
 from evalkit.scoring.types import Scored
 
 ImageMode = Literal["pad", "crop", "native"]
+PENDING_JUDGE = "pending_judge"  # the parse rule of a record whose grade the judge has not given yet
+JUDGE_FAILURE = "judge_failure"  # the judge's replies never parsed: counted in `judge_failures`
+
+
+@dataclass(frozen=True)
+class Judged:
+    """How a judged task is scored: the grader conversation for one record, reading a grade from the
+    grader's reply (None when unreadable: retried at rising temperature, `tries` in all), and the grade as
+    the record's score. A grade is JSON-serialisable (a number or a list of numbers) and is kept in the
+    record's `meta["grade"]` for the aggregation. `on_failure`: "zero" scores a never-parsed reply 0,
+    "exclude" leaves it out of the aggregate; both count it in `judge_failures`."""
+
+    request: Callable[[Prediction], JudgeRequest]
+    parse: Callable[[str], object | None]
+    score: Callable[[object], float]
+    tries: int = 5
+    on_failure: Literal["zero", "exclude"] = "zero"
+
+
+def pending_judge(output: str, sample: Sample) -> Scored:
+    """The generation-time scorer of a judged task: the grade comes later, from the judge."""
+    return Scored(None, 0.0, PENDING_JUDGE)
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,7 @@ class Task:
     exports: tuple[str, ...] = field(default_factory=tuple)
     # maps a question id from another tool's answer file (LLaVA's) to this task's sample id
     external_id: Callable[[str], str] | None = None
+    judged: Judged | None = None  # set for tasks graded by an LLM judge (`--judge`)
 
     def variant(self, protocol: str) -> Variant:
         try:
