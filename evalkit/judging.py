@@ -50,7 +50,7 @@ def judge_records(task: Task, records: list[Prediction], judge: Judge) -> list[P
                     "answer": None,
                     "score": 0.0,
                     "parse": JUDGE_FAILURE,
-                    "meta": {**record.meta, "judge": note},
+                    "meta": {k: v for k, v in record.meta.items() if k != "grade"} | {"judge": note},
                 }
             )
         else:

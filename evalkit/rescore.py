@@ -48,7 +48,8 @@ def sniff_format(path: Path) -> str:
 
 
 def _sample_from_record(p: Prediction) -> Sample:
-    meta = {k: v for k, v in p.meta.items() if k not in ("target", "question")}
+    # what the record's own run added (targets, grades, the judge's reply) is made again, not carried over
+    meta = {k: v for k, v in p.meta.items() if k not in ("target", "question", "grade", "judge")}
     return Sample(
         id=p.id, images=(), question=str(p.meta.get("question", "")), target=str(p.meta["target"]), meta=meta
     )

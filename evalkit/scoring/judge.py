@@ -363,3 +363,22 @@ def ask_until(
     ends the tries (the SDK has already retried it).
     """
     return ask_until_all(judge, [request], parse, tries)[0]
+
+
+def grader_text(name: str, packaged: str, env: str, placeholders: tuple[str, ...] = ()) -> str:
+    """A grader prompt kept as data: the file named by `$env` if set, else the packaged one (a path inside the
+    evalkit package); it must be readable, non-empty and hold each `{placeholder}`."""
+    from importlib.resources import files
+
+    custom = os.environ.get(env)
+    source = Path(custom).expanduser() if custom else files("evalkit").joinpath(packaged)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name} {source}: cannot read it ({exc})") from exc
+    if not text.strip():
+        raise ConfigError(f"{name} {source}: the file is empty")
+    if missing := [p for p in placeholders if "{" + p + "}" not in text]:
+        named = ", ".join("{" + p + "}" for p in missing)
+        raise ConfigError(f"{name} {source}: placeholder(s) {named} missing")
+    return text
