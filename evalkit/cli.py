@@ -45,6 +45,7 @@ class ExportKind(StrEnum):
     mmbench = "mmbench"
     vqav2 = "vqav2"
     vizwiz = "vizwiz"
+    mmvet = "mmvet"
 
 
 class Layout(StrEnum):
@@ -300,13 +301,14 @@ def export(
     """Write a benchmark's submission or cross-check file from prediction records."""
     from functools import partial
 
-    from evalkit.reports.exports import export_mmbench, export_mme, export_vizwiz, export_vqav2
+    from evalkit.reports.exports import export_mmbench, export_mme, export_mmvet, export_vizwiz, export_vqav2
 
     writer = {
         ExportKind.mme: export_mme,
         ExportKind.mmbench: export_mmbench,
         ExportKind.vqav2: partial(export_vqav2, data_root=data_root, allow_missing=allow_missing),
         ExportKind.vizwiz: partial(export_vizwiz, data_root=data_root, allow_missing=allow_missing),
+        ExportKind.mmvet: partial(export_mmvet, data_root=data_root, allow_missing=allow_missing),
     }[kind]
     written = writer(run_task_dir, out_path)
     out.print(f"wrote {len(written)} files to {out_path}" if len(written) > 1 else f"wrote {written[0]}")

@@ -124,5 +124,11 @@ def test_judged_run_rescore_and_refusal(data_root: Path, tmp_path: Path) -> None
     records = {r["id"]: r for r in load_jsonl(tmp_path / "out" / "m" / "mmvet" / "predictions.jsonl")}
     assert records["v1_3"]["meta"]["grade"] == 0.4 and records["v1_2"]["parse"] == "judge_failure"
     assert json.loads((tmp_path / "s" / "scores.json").read_text())["metrics"]["total"] == pytest.approx(60.0)
+    exported = evalkit(
+        "export", "mmvet", str(tmp_path / "out" / "m" / "mmvet"), "--out", str(tmp_path / "mmvet.json")
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "mmvet.json").read_text()) == {  # every question, in the file's order
+        "v1_0": "red and blue", "v1_1": "navy", "v1_2": "8", "v1_3": "a yellow shape"}  # fmt: skip
     for path in tmp_path.rglob("*"):
         assert path.is_dir() or KEY not in path.read_text(errors="replace")

@@ -137,7 +137,7 @@ def run_data_folder(run_task_dir: Path, folder: str, data_root: Path | None) -> 
     return path
 
 
-def _write_json(out: Path, default_name: str, entries: list[dict[str, object]]) -> list[Path]:
+def _write_json(out: Path, default_name: str, entries: object) -> list[Path]:
     """`out`, or `out/<default_name>.json` when `out` has no suffix (a folder)."""
     path = out if out.suffix else out / f"{default_name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,3 +214,26 @@ def export_vizwiz(
         {"image": s.id, "answer": _answer(predictions.get(s.id))} for s in samples
     ]
     return _write_json(out, run_task_dir.name, entries)
+
+
+def export_mmvet(
+    run_task_dir: Path, out: Path, data_root: Path | None = None, allow_missing: bool = False
+) -> list[Path]:
+    """The file MM-Vet's online grader takes: `{"v1_0": answer, ...}` for every question of mm-vet.json in
+    its order, the answer the model's reply (stripped). Unanswered questions stop the export unless
+    `allow_missing` (then "")."""
+    from evalkit.registry import get_task
+
+    task = get_task("mmvet")
+    ids = [s.id for s in task.load(run_data_folder(run_task_dir, task.folder, data_root)).samples]
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir)}
+    if stray := [i for i in predictions if i not in set(ids)]:
+        raise InputError(
+            f"{run_task_dir}: record {stray[0]!r} is no MM-Vet question (export mmvet takes an mmvet run)"
+        )
+    if not allow_missing:
+        _unanswered(run_task_dir, ids, predictions, "MM-Vet questions")
+    answers = {
+        i: "" if i not in predictions or predictions[i].failed else predictions[i].output.strip() for i in ids
+    }
+    return _write_json(out, run_task_dir.name, answers)
