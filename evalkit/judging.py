@@ -12,7 +12,7 @@ from typing import Any
 
 from evalkit.errors import ConfigError
 from evalkit.records import Prediction
-from evalkit.scoring.judge import Judge, ask_until_all
+from evalkit.scoring.judge import Judge, JudgeRequest, ask_until_all, grader_text
 from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Task
 
 
@@ -62,3 +62,69 @@ def judge_records(task: Task, records: list[Prediction], judge: Judge) -> list[P
 
 def pending(records: list[Prediction]) -> int:
     return sum(r.parse == PENDING_JUDGE and not r.failed for r in records)
+
+
+# --- the judge matcher: replies the rules could not read, matched by the judge -----------------------------
+
+OPTION_MATCHER = ("option matcher prompt", "data/prompts/option_matcher.txt", "EVALKIT_OPTION_MATCHER")
+YES_NO_MATCHER = ("yes/no matcher prompt", "data/prompts/yes_no_matcher.txt", "EVALKIT_YES_NO_MATCHER")
+MATCHED, MATCHED_NONE = "judge_matcher", "judge_matcher_none"
+
+
+def _matcher_kind(record: Prediction) -> str | None:
+    if isinstance(record.meta.get("options"), dict) and record.meta["options"]:
+        return "options"
+    if str(record.meta.get("target", "")).lower() in ("yes", "no"):
+        return "yes_no"
+    return None
+
+
+def _matcher_request(record: Prediction, kind: str) -> JudgeRequest:
+    question, reply = str(record.meta.get("question", "")), record.output.strip()
+    if kind == "options":
+        options = "\n".join(f"{k}. {v}" for k, v in record.meta["options"].items())
+        text = grader_text(*OPTION_MATCHER, ("question", "options", "reply"))
+        content = text.format_map({"question": question, "options": options, "reply": reply})
+    else:
+        text = grader_text(*YES_NO_MATCHER, ("question", "reply"))
+        content = text.format_map({"question": question, "reply": reply})
+    return JudgeRequest(messages=[{"role": "user", "content": content}], max_tokens=8)
+
+
+def _verdict(reply: str) -> str | None:
+    """The matcher's verdict: a capital letter (an option, or Z for none) or yes / no / unknown."""
+    word = reply.strip().rstrip(".").strip("*").strip()
+    if len(word) == 1 and "A" <= word <= "Z":
+        return word
+    return word.lower() if word.lower() in ("yes", "no", "unknown") else None
+
+
+def match_unparsed(records: list[Prediction], judge: Judge) -> list[Prediction]:
+    """Records the rules left unparsed (multiple-choice or yes/no) matched by the judge: a matched letter or
+    yes/no is scored against the target (rule "judge_matcher"); "none of these" stays unanswered and wrong
+    ("judge_matcher_none"). The verdict is kept in `meta["matcher"]`; a reply whose verdict never reads
+    (or names no option) stays unparsed, and one the judge could not be asked about is asked next time."""
+    unread = [
+        (i, r) for i, r in enumerate(records) if r.answer is None and r.parse == "unparsed" and not r.failed
+    ]
+    todo = [(i, kind) for i, r in unread if (kind := _matcher_kind(r))]
+    requests = [_matcher_request(records[i], kind) for i, kind in todo]
+    out = list(records)
+    for (i, kind), (verdict, replies, _) in zip(
+        todo, ask_until_all(judge, requests, _verdict, tries=3), strict=True
+    ):
+        record = records[i]
+        allowed = {*record.meta["options"], "Z"} if kind == "options" else {"yes", "no", "unknown"}
+        if verdict not in allowed:
+            continue
+        meta = record.meta | {
+            "matcher": {"model": judge.config.model, "verdict": verdict, "reply": replies[-1].text}
+        }
+        if verdict in ("Z", "unknown"):
+            out[i] = record.model_copy(update={"parse": MATCHED_NONE, "meta": meta})
+        else:
+            right = verdict == str(record.meta.get("target", "")).strip()
+            out[i] = record.model_copy(
+                update={"answer": verdict, "score": float(right), "parse": MATCHED, "meta": meta}
+            )
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from evalkit.data.readers import Sample
 from evalkit.errors import InputError
-from evalkit.judging import judge_records
+from evalkit.judging import judge_records, match_unparsed
 from evalkit.protocols import Protocol, get_protocol
 from evalkit.records import (
     MANIFEST,
@@ -49,7 +49,7 @@ def sniff_format(path: Path) -> str:
 
 def _sample_from_record(p: Prediction) -> Sample:
     # what the record's own run added (targets, grades, the judge's reply) is made again, not carried over
-    meta = {k: v for k, v in p.meta.items() if k not in ("target", "question", "grade", "judge")}
+    meta = {k: v for k, v in p.meta.items() if k not in ("target", "question", "grade", "judge", "matcher")}
     return Sample(
         id=p.id, images=(), question=str(p.meta.get("question", "")), target=str(p.meta["target"]), meta=meta
     )
@@ -134,7 +134,9 @@ def rescore_file(
     samples = task.load(data_root / task.folder).samples if data_root is not None else None
     predictions = load_and_rescore(task, chosen, path, samples)
     if judge is not None:
-        predictions = judge_records(task, predictions, judge)
+        predictions = (
+            judge_records(task, predictions, judge) if task.judged else match_unparsed(predictions, judge)
+        )
     return Rescored(task, chosen, path, predictions, task.aggregate_for(chosen.name)(predictions))
 
 

@@ -20,7 +20,7 @@ from evalkit.backends.base import Failure
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError
-from evalkit.judging import judge_records
+from evalkit.judging import MATCHED, MATCHED_NONE, judge_records, match_unparsed
 from evalkit.judging import pending as pending_grades
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
@@ -196,12 +196,16 @@ def run_task(
     records = store.gather(wanted)
     predictions = [records[s.id] for s in samples]
     judge_info = None
-    if task.judged is not None and settings.judge is not None:
-        predictions = judge_records(task, predictions, settings.judge)
+    if settings.judge is not None:  # judged tasks are graded; elsewhere unread replies go to the matcher
+        if task.judged is not None:
+            predictions = judge_records(task, predictions, settings.judge)
+        else:
+            predictions = match_unparsed(predictions, settings.judge)
         store.update(predictions)
         judge_info = settings.judge.config.describe() | {
             "usage": settings.judge.usage().as_dict(),
             "pending": pending_grades(predictions),
+            "matched": sum(p.parse in (MATCHED, MATCHED_NONE) for p in predictions),
         }
     record = RunRecord(
         task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
