@@ -13,10 +13,15 @@ Target: "yes" for gt_answer "1", "no" for "0". Sample ids: category/subcategory/
 Metrics (percent): `aacc` (per question, primary); `facc` (a figure - category, subcategory, set, figure -
 counts only if all its questions are right); `qacc` (a question - category, subcategory, set, question -
 counts only if right on all its figures; the skipped text-only versions do not take part).
-Prompt: the bare question, max_new_tokens 128, both protocols. Scoring is rule-based (the official tool
-asks GPT-4 to judge against gt_answer_details; that variant comes with the judge): protocol llava uses
+Prompt: the bare question, max_new_tokens 128, both protocols. `hallusionbench` scores rule-based:
+protocol llava uses
 VLMEvalKit's yes/no word rule (`yes_no_words`, what the xtuner numbers used), pad; protocol lmms-eval its
 disabled rule-based aggregation (`yes_no_contains`: "yes" anywhere -> yes), native images.
+`hallusionbench_judge` is the official way: an LLM judge (`--judge`) reads the reply against
+gt_answer_details and says correct / incorrect / unclear (the authors' mapping: "incorrect" anywhere ->
+wrong, else "correct" -> right, else unclear -> wrong); the grader prompt, in our own words, is the data file
+evalkit/data/prompts/hallusionbench_judge.txt ($EVALKIT_HALLUSIONBENCH_JUDGE names another). Same keys, plus
+`pending` (grades the judge could not give yet).
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ from evalkit.data.readers import (
 from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate
+from evalkit.scoring.judge import JudgeRequest, grader_text
 from evalkit.scoring.outcomes import label_match, outcome_counts
 from evalkit.scoring.yesno import yes_no_contains, yes_no_words
-from evalkit.task import Task, Variant
+from evalkit.task import PENDING_JUDGE, Judged, Task, Variant, pending_judge
 
 KEYS = (
     "category",
@@ -128,6 +134,27 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     } | outcome_counts(predictions)
 
 
+JUDGE_PROMPT = ("HallusionBench grader prompt", "data/prompts/hallusionbench_judge.txt",
+                "EVALKIT_HALLUSIONBENCH_JUDGE", ("question", "reference", "prediction"))  # fmt: skip
+
+
+def judge_request(record: Prediction) -> JudgeRequest:
+    values = {"question": record.meta["question"], "reference": record.meta["gt_answer_details"] or
+              record.meta["target"], "prediction": record.output.strip()}  # fmt: skip
+    return JudgeRequest(messages=[{"role": "user", "content": grader_text(*JUDGE_PROMPT).format_map(values)}])
+
+
+def verdict(reply: str) -> int:
+    """The authors' reading of the judge: 0 incorrect, 1 correct, 2 unclear (never unreadable)."""
+    text = reply.lower()
+    return 0 if "incorrect" in text else 1 if "correct" in text else 2
+
+
+def aggregate_judged(predictions: list[Prediction]) -> dict[str, float]:
+    graded = [p for p in predictions if p.parse != PENDING_JUDGE]
+    return aggregate(graded) | {"pending": len(predictions) - len(graded)}
+
+
 TASK = Task(
     name="hallusionbench",
     version=1,
@@ -141,3 +168,18 @@ TASK = Task(
     aggregate=aggregate,
     primary="aacc",
 )
+JUDGED_TASK = Task(
+    name="hallusionbench_judge",
+    version=1,
+    folder="hallusionbench",
+    description="HallusionBench image questions, graded by an LLM judge against gt_answer_details",
+    load=load,
+    variants={
+        "llava": Variant(prompt, pending_judge, max_new_tokens=128, image_mode="pad"),
+        "lmms-eval": Variant(prompt, pending_judge, max_new_tokens=128, image_mode="native"),
+    },
+    aggregate=aggregate_judged,
+    primary="aacc",
+    judged=Judged(judge_request, verdict, lambda grade: float(grade == 1), tries=1),
+)
+TASKS = [JUDGED_TASK]

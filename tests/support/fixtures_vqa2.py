@@ -373,4 +373,5 @@ FIXTURES: dict[str, Callable[[Path], object]] = {
     "textvqa_val": write_textvqa,
     "gqa": write_gqa,
     "hallusionbench": write_hallusionbench,
+    "hallusionbench_judge": write_hallusionbench,
 }

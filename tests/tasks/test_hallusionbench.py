@@ -134,3 +134,40 @@ def test_aggregate_by_hand(protocol: str, expected: dict[str, float], tmp_path: 
         for sid, reply in REPLIES.items()
     ]
     assert HB.aggregate(records) == expected
+
+
+def test_judge_variant_by_hand(tmp_path: Path) -> None:
+    """hallusionbench_judge: the judge reads each reply against gt_answer_details (a real server)."""
+    from evalkit.judging import judge_records
+    from evalkit.protocols import PROTOCOLS
+    from evalkit.runner import make_prediction
+    from evalkit.scoring.judge import Judge, JudgeConfig
+    from tests.support.fixtures_vqa2 import write_hallusionbench
+    from tests.support.openai_server import FakeOpenAIServer, last_user_text
+
+    task = get_task("hallusionbench_judge")
+    write_hallusionbench(tmp_path)
+    samples = task.load(tmp_path / "hallusionbench").samples
+    outputs = {"VD/illusion/0/1/0": "maybe", "VS/chart/0/1/1": "so-so"}  # the rest: "right"
+    variant = task.variant("llava")
+    records = [
+        make_prediction(task, variant, PROTOCOLS["llava"], s, "", outputs.get(s.id, "right")) for s in samples
+    ]
+    assert {r.parse for r in records} == {"pending_judge"}
+
+    def verdicts(body: dict) -> str:
+        reply = last_user_text(body).split("Model's answer: ", 1)[1].split("\n", 1)[0]
+        return {"maybe": "Unclear.", "so-so": "Correct? No, incorrect."}.get(reply, "Correct.")
+
+    with FakeOpenAIServer(verdicts) as server:
+        judged = judge_records(
+            task, records, Judge(JudgeConfig("j", server.base_url, cache_dir=tmp_path / "c"))
+        )
+        assert server.calls == 7
+    # 7 image questions, 5 right ("incorrect" anywhere is wrong, as the authors read it; unclear is wrong)
+    # fAcc figures: illusion/0 (both right) ok, illusion/1 (q0 unclear) no, chart/1 (q1 wrong) no, math/0 ok
+    # qAcc questions: illusion q0 (fig1 wrong) no, illusion q1 ok, chart q0 ok, chart q1 no, math q0 ok
+    metrics = task.aggregate(judged)
+    assert metrics["aacc"] == pytest.approx(500 / 7) and metrics["facc"] == 50.0
+    assert metrics["qacc"] == 60.0 and metrics["pending"] == 0
+    assert sorted(r.meta["grade"] for r in judged) == [0, 1, 1, 1, 1, 1, 2]
