@@ -133,6 +133,10 @@ def run(
         "OPENAI_API_KEY"
     ),
     judge_concurrency: Annotated[int, typer.Option(min=1, help="judge requests in flight")] = 8,
+    judge_price: Annotated[
+        str | None,
+        typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01"),
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.models import backend_factory, resolve_model
@@ -144,7 +148,7 @@ def run(
     spec = resolve_model(model)
     chosen = get_protocol(protocol or spec.options.get("protocol") or "llava")
     task_list = parse_task_list(tasks)
-    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency)
+    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency, judge_price)
     from evalkit.judging import require_judge
 
     require_judge(task_list, the_judge)  # before any model is loaded
@@ -204,15 +208,47 @@ def run(
                 record.primary,
             )
         )
+    _judge_summary(the_judge)
     out.print(f"results: {settings.output / settings.name}")
 
 
-def _judge(model: str | None, base_url: str | None, key_env: str, concurrency: int) -> Judge | None:
+def _judge(
+    model: str | None, base_url: str | None, key_env: str, concurrency: int, price: str | None
+) -> Judge | None:
     if model is None:
         return None
-    from evalkit.scoring.judge import Judge, JudgeConfig
+    from evalkit.scoring.judge import JudgeConfig
 
-    return Judge(JudgeConfig(model=model, base_url=base_url, api_key_env=key_env, concurrency=concurrency))
+    prices: tuple[float | None, float | None] = (None, None)
+    if price is not None:
+        try:
+            prices = tuple(float(p) for p in price.split(","))  # type: ignore[assignment]
+        except ValueError:
+            prices = ()  # type: ignore[assignment]
+        if len(prices) != 2:
+            raise ConfigError(f"--judge-price takes 'input,output' USD per 1k tokens, not {price!r}")
+    return Judge(
+        JudgeConfig(
+            model=model,
+            base_url=base_url,
+            api_key_env=key_env,
+            concurrency=concurrency,
+            price_per_1k_input=prices[0],
+            price_per_1k_output=prices[1],
+        )
+    )
+
+
+def _judge_summary(judge: Judge | None) -> None:
+    """One line on what the judge cost: calls made, cache hits, tokens, the estimate when prices are given."""
+    if judge is None:
+        return
+    u = judge.usage()
+    cost = f", about ${u.cost_usd:.4f}" if u.cost_usd is not None else ""
+    out.print(
+        f"judge {judge.config.model}: {u.calls} calls, {u.cache_hits} from the cache, "
+        f"{u.prompt_tokens:,} + {u.completion_tokens:,} tokens{cost}"
+    )
 
 
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
@@ -253,6 +289,10 @@ def score(
         "OPENAI_API_KEY"
     ),
     judge_concurrency: Annotated[int, typer.Option(min=1, help="judge requests in flight")] = 8,
+    judge_price: Annotated[
+        str | None,
+        typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01"),
+    ] = None,
 ) -> None:
     """Re-score predictions without running a model (judged tasks: the judge's cache makes it free)."""
     from evalkit.registry import get_task
@@ -260,7 +300,7 @@ def score(
 
     the_task = get_task(task)
     root = _data_root(data_root) if sniff_format(predictions) == "llava" else None
-    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency)
+    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency, judge_price)
     from evalkit.judging import require_judge
 
     require_judge([the_task], the_judge)
@@ -269,6 +309,7 @@ def score(
         write_rescored(result, output)
     title = f"{the_task.name} ({result.protocol.name}, n={len(result.predictions)}) from {predictions}"
     out.print(_metrics_table(title, _headline(result.metrics), result.primary))
+    _judge_summary(the_judge)
 
 
 @app.command()

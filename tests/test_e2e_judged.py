@@ -84,8 +84,13 @@ def test_judged_run_rescore_and_refusal(data_root: Path, tmp_path: Path) -> None
         assert mmvet["metrics"]["total"] == pytest.approx((1 + 0 + 0.4) / 3 * 100)
 
         model_calls = model.calls
-        second = evalkit(*args, env=env)
+        second = evalkit(*args, "--judge-price", "0.5,1.5", env=env)
         assert second.returncode == 0, second.stderr
+        assert (
+            "judge judge-model:" in second.stdout
+            and "from the cache" in second.stdout
+            and "about $" in second.stdout
+        )
         assert model.calls == model_calls  # nothing regenerated: only the pending grade was asked
         mmvet = json.loads((tmp_path / "out" / "m" / "mmvet" / "metrics.json").read_text())
         bench = json.loads((tmp_path / "out" / "m" / "llava_bench_wild" / "metrics.json").read_text())
@@ -116,6 +121,11 @@ def test_judged_run_rescore_and_refusal(data_root: Path, tmp_path: Path) -> None
     assert m["total"] == pytest.approx(60.0) and m["rec"] == pytest.approx(80.0) and m["spat"] == 100.0
     assert (m["ocr"], m["math"], m["gen"], m["know"]) == (0.0, 0.0, pytest.approx(40.0), pytest.approx(40.0))
     assert m["judge_failures"] == 1 and mmvet["judge"]["pending"] == 0
+    usage = mmvet["judge"]["usage"]  # the second run's: tokens of the calls it made, priced 0.5 / 1.5 per 1k
+    assert usage["calls"] >= 1 and usage["cache_hits"] >= 1
+    assert usage["cost_usd"] == pytest.approx(
+        (usage["prompt_tokens"] * 0.5 + usage["completion_tokens"] * 1.5) / 1000
+    )
     # LLaVA-Bench: reviews (ref, model) 8 6, 10 5, 8 8, 6 9; the fifth never parses and is left out
     b = bench["metrics"]
     assert b["all"] == pytest.approx(100 * (6 + 5 + 8 + 9) / (8 + 10 + 8 + 6))  # 87.5
