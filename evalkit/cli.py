@@ -137,6 +137,9 @@ def run(
         str | None,
         typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01"),
     ] = None,
+    judge_matcher: Annotated[
+        bool, typer.Option(help="with --judge: match replies the rules cannot read (options, yes/no)")
+    ] = False,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.models import backend_factory, resolve_model
@@ -152,6 +155,8 @@ def run(
     from evalkit.judging import require_judge
 
     require_judge(task_list, the_judge)  # before any model is loaded
+    if judge_matcher and the_judge is None:
+        raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
     for t in task_list:
         t.variant(chosen.name)
     size = _batch_size(batch_size)
@@ -177,6 +182,7 @@ def run(
         use_protocol_template=use_protocol_template,
         model_settings=spec.settings(dtype),
         judge=the_judge,
+        matcher=judge_matcher,
     )
     from evalkit.distributed import init_world
 
@@ -209,6 +215,12 @@ def run(
             )
         )
     _judge_summary(the_judge)
+    for record in records:
+        if record.judge and record.judge.get("pending"):
+            out.print(
+                f"[yellow]{record.task}: {record.judge['pending']} grade(s) pending (the judge could not be "
+                "reached): run the same command again; the metrics leave them out until then[/yellow]"
+            )
     out.print(f"results: {settings.output / settings.name}")
 
 
@@ -293,6 +305,9 @@ def score(
         str | None,
         typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01"),
     ] = None,
+    judge_matcher: Annotated[
+        bool, typer.Option(help="with --judge: match replies the rules cannot read (options, yes/no)")
+    ] = False,
 ) -> None:
     """Re-score predictions without running a model (judged tasks: the judge's cache makes it free)."""
     from evalkit.registry import get_task
@@ -304,7 +319,9 @@ def score(
     from evalkit.judging import require_judge
 
     require_judge([the_task], the_judge)
-    result = rescore_file(the_task, predictions, protocol, root, the_judge)
+    if judge_matcher and the_judge is None:
+        raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
+    result = rescore_file(the_task, predictions, protocol, root, the_judge, judge_matcher)
     if output is not None:
         write_rescored(result, output)
     title = f"{the_task.name} ({result.protocol.name}, n={len(result.predictions)}) from {predictions}"

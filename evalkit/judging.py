@@ -12,7 +12,7 @@ from typing import Any
 
 from evalkit.errors import ConfigError
 from evalkit.records import Prediction
-from evalkit.scoring.judge import Judge, JudgeRequest, ask_until_all, grader_text
+from evalkit.scoring.judge import Judge, JudgeRequest, ask_until_all, fill, grader_text
 from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Task
 
 
@@ -36,13 +36,15 @@ def judge_records(task: Task, records: list[Prediction], judge: Judge) -> list[P
     graded = list(records)
     for i, (grade, replies, tries) in zip(todo, results, strict=True):
         last = replies[-1] if replies else None
-        if last is not None and last.error is not None:
+        if last is not None and last.error is not None and not last.final:
             continue  # the judge could not be reached: still pending, graded next run
         note: dict[str, Any] = {
             "model": judge.config.model,
             "tries": tries,
             "reply": last.text if last else None,
         }
+        if last is not None and last.error is not None:  # rejected by the endpoint: a counted failure
+            note["error"] = last.error
         record = records[i]
         if grade is None:
             graded[i] = record.model_copy(
@@ -84,10 +86,10 @@ def _matcher_request(record: Prediction, kind: str) -> JudgeRequest:
     if kind == "options":
         options = "\n".join(f"{k}. {v}" for k, v in record.meta["options"].items())
         text = grader_text(*OPTION_MATCHER, ("question", "options", "reply"))
-        content = text.format_map({"question": question, "options": options, "reply": reply})
+        content = fill(text, {"question": question, "options": options, "reply": reply})
     else:
         text = grader_text(*YES_NO_MATCHER, ("question", "reply"))
-        content = text.format_map({"question": question, "reply": reply})
+        content = fill(text, {"question": question, "reply": reply})
     return JudgeRequest(messages=[{"role": "user", "content": content}], max_tokens=8)
 
 
@@ -97,6 +99,14 @@ def _verdict(reply: str) -> str | None:
     if len(word) == 1 and "A" <= word <= "Z":
         return word
     return word.lower() if word.lower() in ("yes", "no", "unknown") else None
+
+
+def unmatched(records: list[Prediction]) -> int:
+    """Replies the rules left unparsed that the matcher could read and has not seen yet."""
+    return sum(
+        r.answer is None and r.parse == "unparsed" and not r.failed and "matcher" not in r.meta
+        and _matcher_kind(r) is not None for r in records
+    )  # fmt: skip
 
 
 def match_unparsed(records: list[Prediction], judge: Judge) -> list[Prediction]:

@@ -128,15 +128,20 @@ def default_protocol(path: Path) -> str:
 
 
 def rescore_file(
-    task: Task, path: Path, protocol: str | None, data_root: Path | None, judge: Judge | None = None
+    task: Task,
+    path: Path,
+    protocol: str | None,
+    data_root: Path | None,
+    judge: Judge | None = None,
+    matcher: bool = False,
 ) -> Rescored:
     chosen = get_protocol(protocol or default_protocol(path))
     samples = task.load(data_root / task.folder).samples if data_root is not None else None
     predictions = load_and_rescore(task, chosen, path, samples)
-    if judge is not None:
-        predictions = (
-            judge_records(task, predictions, judge) if task.judged else match_unparsed(predictions, judge)
-        )
+    if judge is not None and task.judged is not None:
+        predictions = judge_records(task, predictions, judge)
+    elif judge is not None and matcher:
+        predictions = match_unparsed(predictions, judge)
     return Rescored(task, chosen, path, predictions, task.aggregate_for(chosen.name)(predictions))
 
 

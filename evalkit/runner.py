@@ -20,7 +20,7 @@ from evalkit.backends.base import Failure
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError
-from evalkit.judging import MATCHED, MATCHED_NONE, judge_records, match_unparsed
+from evalkit.judging import MATCHED, MATCHED_NONE, judge_records, match_unparsed, unmatched
 from evalkit.judging import pending as pending_grades
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
@@ -47,6 +47,7 @@ class RunSettings:
     # what identifies the model beyond its name (backend, checkpoint, dtype, revision); pinned on resume
     model_settings: dict[str, object] = field(default_factory=dict)
     judge: Judge | None = None  # the LLM judge for judged tasks (MM-Vet, LLaVA-Bench)
+    matcher: bool = False  # also send replies the rules cannot read to the judge (`--judge-matcher`)
 
     def conversation_template(self) -> str | None:
         return self.protocol.template if self.use_protocol_template else self.template
@@ -161,7 +162,9 @@ def run_task(
     store.guard_limit(len(samples))
     done = store.resume(wanted)
     pending = [s for s in samples if s.id not in done]
-    finished = not pending and not pending_grades(list(done.values()))  # judged: every grade given
+    # judged tasks: every grade given; with the matcher on: every unread reply shown to it
+    to_match = settings.matcher and task.judged is None and unmatched(list(done.values()))
+    finished = not pending and not pending_grades(list(done.values())) and not to_match
     if finished and (record := store.finished(len(samples), dataset.fingerprint)):
         return record
 
@@ -196,16 +199,22 @@ def run_task(
     records = store.gather(wanted)
     predictions = [records[s.id] for s in samples]
     judge_info = None
-    if settings.judge is not None:  # judged tasks are graded; elsewhere unread replies go to the matcher
-        if task.judged is not None:
-            predictions = judge_records(task, predictions, settings.judge)
-        else:
-            predictions = match_unparsed(predictions, settings.judge)
+    judge = settings.judge
+    if judge is not None and (task.judged is not None or settings.matcher):
+        if task.judged is not None:  # graded by the judge
+            predictions = judge_records(task, predictions, judge)
+        else:  # rule-scored: replies the rules cannot read go to the matcher
+            predictions = match_unparsed(predictions, judge)
         store.update(predictions)
-        judge_info = settings.judge.config.describe() | {
-            "usage": settings.judge.usage().as_dict(),
+        graders = sorted(
+            {str(p.meta[k]["model"]) for p in predictions for k in ("judge", "matcher") if k in p.meta}
+        )
+        judge_info = judge.config.describe() | {
+            "usage": judge.usage().as_dict(),
             "pending": pending_grades(predictions),
+            "matcher": settings.matcher and task.judged is None,
             "matched": sum(p.parse in (MATCHED, MATCHED_NONE) for p in predictions),
+            "graded_by": graders,  # every judge model whose verdicts these records hold
         }
     record = RunRecord(
         task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,

@@ -44,7 +44,7 @@ from evalkit.data.readers import (
 from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate
-from evalkit.scoring.judge import JudgeRequest, grader_text
+from evalkit.scoring.judge import JudgeRequest, fill, grader_text
 from evalkit.scoring.outcomes import label_match, outcome_counts
 from evalkit.scoring.yesno import yes_no_contains, yes_no_words
 from evalkit.task import PENDING_JUDGE, Judged, Task, Variant, pending_judge
@@ -141,7 +141,7 @@ JUDGE_PROMPT = ("HallusionBench grader prompt", "data/prompts/hallusionbench_jud
 def judge_request(record: Prediction) -> JudgeRequest:
     values = {"question": record.meta["question"], "reference": record.meta["gt_answer_details"] or
               record.meta["target"], "prediction": record.output.strip()}  # fmt: skip
-    return JudgeRequest(messages=[{"role": "user", "content": grader_text(*JUDGE_PROMPT).format_map(values)}])
+    return JudgeRequest(messages=[{"role": "user", "content": fill(grader_text(*JUDGE_PROMPT), values)}])
 
 
 def verdict(reply: str) -> int:

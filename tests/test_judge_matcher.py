@@ -28,7 +28,7 @@ def wordy(body: dict) -> str:
     return "Yes, it is." if colour_reply(body) == "Yes" else "No, it is not."
 
 
-def test_pope_replies_matched_when_a_judge_is_configured(tmp_path: Path) -> None:
+def test_pope_replies_matched_only_with_the_matcher(tmp_path: Path) -> None:
     write_pope(tmp_path / "data")
     env = {"EVALKIT_CACHE": str(tmp_path / "cache")}
     with FakeOpenAIServer(wordy) as model, FakeOpenAIServer(matcher_reply) as judge:
@@ -44,31 +44,32 @@ def test_pope_replies_matched_when_a_judge_is_configured(tmp_path: Path) -> None
             str(tmp_path / "data"),
             "--base-url",
             model.base_url,
-        ]
-        plain = evalkit(*base, "--output", str(tmp_path / "plain"), env=env)
-        assert plain.returncode == 0, plain.stderr
-        judged = evalkit(
-            *base,
             "--output",
-            str(tmp_path / "judged"),
-            "--judge",
-            "j",
-            "--judge-base-url",
-            judge.base_url,
-            env=env,
-        )
-        assert judged.returncode == 0, judged.stderr
+            str(tmp_path / "out"),
+        ]
+        judged = [*base, "--judge", "j", "--judge-base-url", judge.base_url]
+        plain = evalkit(*base, env=env)
+        assert plain.returncode == 0, plain.stderr
+        pope = tmp_path / "out" / "m" / "pope"
+        before = json.loads((pope / "metrics.json").read_text())
+        assert evalkit(*judged, env=env).returncode == 0  # a judge alone does not change a rule-scored task
+        assert judge.calls == 0 and json.loads((pope / "metrics.json").read_text()) == before
+        model_calls = model.calls
+        matched = evalkit(*judged, "--judge-matcher", env=env)  # the finished task is re-entered to match
+        assert matched.returncode == 0, matched.stderr
+        assert model.calls == model_calls  # nothing regenerated
         calls = judge.calls
         rescored = evalkit(
             "score",
             "--task",
             "pope",
             "--predictions",
-            str(tmp_path / "plain" / "m" / "pope" / "predictions.jsonl"),
+            str(pope / "predictions.jsonl"),
             "--judge",
             "j",
             "--judge-base-url",
             judge.base_url,
+            "--judge-matcher",
             "--output",
             str(tmp_path / "s"),
             env=env,
@@ -76,14 +77,39 @@ def test_pope_replies_matched_when_a_judge_is_configured(tmp_path: Path) -> None
         assert rescored.returncode == 0, rescored.stderr
         assert judge.calls == calls  # the same replies: every verdict from the cache
     n = len(pope_items())
-    plain_m = json.loads((tmp_path / "plain" / "m" / "pope" / "metrics.json").read_text())
-    assert plain_m["metrics"]["unparsed"] == n and plain_m["metrics"]["accuracy"] == 0.0  # exact match: none
-    record = json.loads((tmp_path / "judged" / "m" / "pope" / "metrics.json").read_text())
+    assert before["metrics"]["unparsed"] == n and before["metrics"]["accuracy"] == 0.0  # exact match: none
+    record = json.loads((pope / "metrics.json").read_text())
     assert record["metrics"]["unparsed"] == 0 and record["metrics"]["all_accuracy"] == 100.0
-    assert record["judge"]["model"] == "j" and record["judge"]["matched"] == n
-    first = load_jsonl(tmp_path / "judged" / "m" / "pope" / "predictions.jsonl")[0]
+    assert record["judge"]["matcher"] is True and record["judge"]["matched"] == n
+    assert record["judge"]["graded_by"] == ["j"]
+    first = load_jsonl(pope / "predictions.jsonl")[0]
     assert first["parse"] == "judge_matcher" and first["meta"]["matcher"]["verdict"] in ("yes", "no")
     assert json.loads((tmp_path / "s" / "scores.json").read_text())["metrics"]["all_accuracy"] == 100.0
+
+
+def test_a_request_the_judge_rejects_is_a_counted_failure(tmp_path: Path) -> None:
+    """HTTP 400 (say, a reply too long for the judge's context) cannot succeed later: not left pending."""
+    from evalkit.judging import judge_records
+    from evalkit.protocols import PROTOCOLS
+    from evalkit.registry import get_task
+    from evalkit.runner import make_prediction
+    from tests.support.fixtures_vqa2 import write_hallusionbench
+    from tests.support.openai_server import prompt_contains
+
+    task = get_task("hallusionbench_judge")
+    write_hallusionbench(tmp_path)
+    samples = task.load(tmp_path / "hallusionbench").samples
+    variant = task.variant("llava")
+    records = [
+        make_prediction(task, variant, PROTOCOLS["llava"], s, "", "huge" if i == 0 else "fine")
+        for i, s in enumerate(samples)
+    ]
+    with FakeOpenAIServer(lambda body: "Correct.") as server:
+        server.fail_when(prompt_contains("Model's answer: huge"), status=400, times=None)
+        out = judge_records(task, records, Judge(JudgeConfig("j", server.base_url, cache_dir=tmp_path / "c")))
+    assert out[0].parse == "judge_failure" and "HTTP 400" in out[0].meta["judge"]["error"]
+    assert all(r.parse == "judge" and r.score == 1.0 for r in out[1:])
+    assert task.aggregate(out)["pending"] == 0
 
 
 def _mc(rid: str, output: str, target: str) -> Prediction:

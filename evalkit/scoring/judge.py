@@ -25,6 +25,8 @@ from typing import Any, TypeVar, cast
 from evalkit.endpoints import FATAL_STATUS, public_url, scrub
 from evalkit.errors import ConfigError
 
+REJECTED_STATUS = {400, 413, 422}  # the endpoint refuses this request (too long, bad parameters): final
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -87,11 +89,13 @@ class TokenUsage:
 
 @dataclass(frozen=True)
 class JudgeReply:
-    """The judge's text, or `error` (the scrubbed reason) when the request failed after retries."""
+    """The judge's text, or `error` (the scrubbed reason) when the request failed after retries; `final`
+    when the endpoint rejected this very request (HTTP 400/413/422: asking again cannot help)."""
 
     text: str | None
     error: str | None = None
     cached: bool = False
+    final: bool = False
     usage: TokenUsage = field(default_factory=TokenUsage)
 
     @property
@@ -268,7 +272,8 @@ class Judge:
                         f"{FATAL_STATUS[exc.status_code]}{hint}: {exc.message}"
                     )
                 ) from None
-            return self._failed(f"HTTP {exc.status_code} from judge endpoint: {exc.message}")
+            final = exc.status_code in REJECTED_STATUS
+            return self._failed(f"HTTP {exc.status_code} from judge endpoint: {exc.message}", final=final)
         except openai.APITimeoutError:
             return self._failed(f"judge request timed out (after {retries} retries)")
         except openai.APIConnectionError as exc:
@@ -289,8 +294,8 @@ class Judge:
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secret)
 
-    def _failed(self, reason: str) -> JudgeReply:
-        return JudgeReply(text=None, error=self._scrub(reason))
+    def _failed(self, reason: str, final: bool = False) -> JudgeReply:
+        return JudgeReply(text=None, error=self._scrub(reason), final=final)
 
     # ----------------------------------------------------------------- the cache
 
@@ -382,3 +387,11 @@ def grader_text(name: str, packaged: str, env: str, placeholders: tuple[str, ...
         named = ", ".join("{" + p + "}" for p in missing)
         raise ConfigError(f"{name} {source}: placeholder(s) {named} missing")
     return text
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """`template` with its `{name}` placeholders replaced in one pass; other braces (JSON, code in a user's
+    prompt file or in the values) stay as they are."""
+    import re
+
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
