@@ -11,8 +11,8 @@ Grading follows LLaVA's eval_gpt_review_bench.py: system "You are a helpful and 
 checking the quality of the answer.", then context, question, the reference as Assistant 1, the prediction
 as Assistant 2 and a rule asking for two 1-10 scores on the first line. The rule, in our own words, is
 `evalkit/data/prompts/llava_bench_rule.txt`; set EVALKIT_LLAVA_BENCH_RULE to the path of another file to
-use that. The caption goes in as written (lmms-eval does the same; LLaVA's script runs '\\n'.join over the
-caption string, one character per line). A reply is read like LLaVA's parse_score: its first line, commas
+use that. The caption goes in as written; a list of captions is joined by lines (as LLaVA's review script
+and lmms-eval do). A reply is read like LLaVA's parse_score: its first line, commas
 made spaces, exactly two numbers [reference, model] (split on any whitespace, so "8, 9" reads; a
 non-positive reference score does not). LLaVA asked gpt-4-0314 once at temperature 0.2; we ask at 0, then
 retry. A reply that never parses after 5 tries is left out of every average and counted in `judge_failures`
