@@ -58,6 +58,23 @@ class Format(StrEnum):
     csv = "csv"
 
 
+# The judge options of `run` and `score`, defined once
+JudgeModel = Annotated[
+    str | None, typer.Option(help="LLM judge model for judged tasks (MM-Vet, LLaVA-Bench)")
+]
+JudgeBaseUrl = Annotated[
+    str | None, typer.Option(help="the judge's OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
+]
+JudgeKeyEnv = Annotated[str, typer.Option(help="environment variable holding the judge's key")]
+JudgeConcurrency = Annotated[int, typer.Option(min=1, help="judge requests in flight")]
+JudgePrice = Annotated[
+    str | None, typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01")
+]
+JudgeMatcher = Annotated[
+    bool, typer.Option(help="with --judge: match replies the rules cannot read (options, yes/no)")
+]
+
+
 def _data_root(value: Path | None) -> Path:
     root = value or (Path(os.environ["EVALKIT_DATA"]) if os.environ.get("EVALKIT_DATA") else None)
     if root is None:
@@ -123,23 +140,12 @@ def run(
         float, typer.Option(min=0.01, help="seconds per request (openai backend)")
     ] = 120.0,
     max_retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts (openai backend)")] = 5,
-    judge: Annotated[
-        str | None, typer.Option(help="LLM judge model for judged tasks (MM-Vet, LLaVA-Bench)")
-    ] = None,
-    judge_base_url: Annotated[
-        str | None, typer.Option(help="the judge's OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
-    ] = None,
-    judge_api_key_env: Annotated[str, typer.Option(help="environment variable holding the judge's key")] = (
-        "OPENAI_API_KEY"
-    ),
-    judge_concurrency: Annotated[int, typer.Option(min=1, help="judge requests in flight")] = 8,
-    judge_price: Annotated[
-        str | None,
-        typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01"),
-    ] = None,
-    judge_matcher: Annotated[
-        bool, typer.Option(help="with --judge: match replies the rules cannot read (options, yes/no)")
-    ] = False,
+    judge: JudgeModel = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_key_env: JudgeKeyEnv = "OPENAI_API_KEY",
+    judge_concurrency: JudgeConcurrency = 8,
+    judge_price: JudgePrice = None,
+    judge_matcher: JudgeMatcher = False,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.models import backend_factory, resolve_model
@@ -291,23 +297,12 @@ def score(
     output: Annotated[
         Path | None, typer.Option(help="write re-scored predictions.jsonl + scores.json here")
     ] = None,
-    judge: Annotated[
-        str | None, typer.Option(help="LLM judge model for judged tasks (MM-Vet, LLaVA-Bench)")
-    ] = None,
-    judge_base_url: Annotated[
-        str | None, typer.Option(help="the judge's OpenAI-compatible endpoint (default $OPENAI_BASE_URL)")
-    ] = None,
-    judge_api_key_env: Annotated[str, typer.Option(help="environment variable holding the judge's key")] = (
-        "OPENAI_API_KEY"
-    ),
-    judge_concurrency: Annotated[int, typer.Option(min=1, help="judge requests in flight")] = 8,
-    judge_price: Annotated[
-        str | None,
-        typer.Option(help="USD per 1k input,output tokens for the cost estimate, e.g. 0.0025,0.01"),
-    ] = None,
-    judge_matcher: Annotated[
-        bool, typer.Option(help="with --judge: match replies the rules cannot read (options, yes/no)")
-    ] = False,
+    judge: JudgeModel = None,
+    judge_base_url: JudgeBaseUrl = None,
+    judge_api_key_env: JudgeKeyEnv = "OPENAI_API_KEY",
+    judge_concurrency: JudgeConcurrency = 8,
+    judge_price: JudgePrice = None,
+    judge_matcher: JudgeMatcher = False,
 ) -> None:
     """Re-score predictions without running a model (judged tasks: the judge's cache makes it free)."""
     from evalkit.registry import get_task
