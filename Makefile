@@ -11,7 +11,7 @@ install:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 
 demo: install
-	evalkit demo --output results-demo
+	$(PYTHON) -m evalkit.cli demo --output results-demo
 
 test: install
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
