@@ -45,7 +45,7 @@ from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate
 from evalkit.scoring.judge import JudgeRequest, fill, grader_text
-from evalkit.scoring.outcomes import label_match, outcome_counts
+from evalkit.scoring.outcomes import judge_counts, label_match, outcome_counts
 from evalkit.scoring.yesno import yes_no_contains, yes_no_words
 from evalkit.task import PENDING_JUDGE, Judged, Task, Variant, pending_judge
 
@@ -152,7 +152,7 @@ def verdict(reply: str) -> int:
 
 def aggregate_judged(predictions: list[Prediction]) -> dict[str, float]:
     graded = [p for p in predictions if p.parse != PENDING_JUDGE]
-    return aggregate(graded) | {"pending": len(predictions) - len(graded)}
+    return aggregate(graded) | {"pending": judge_counts(predictions)["pending"]}
 
 
 TASK = Task(

@@ -48,7 +48,7 @@ from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import mean, percent
 from evalkit.scoring.judge import JudgeRequest, grader_text
-from evalkit.scoring.outcomes import outcome_counts
+from evalkit.scoring.outcomes import judge_counts, outcome_counts
 from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Judged, Task, Variant, pending_judge
 
 CATEGORIES = ("conv", "detail", "complex")
@@ -166,8 +166,7 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
         metrics[category] = _relative([p for p in graded if p.meta["category"] == category])
     metrics["model_score"] = round(10 * mean(p.meta["grade"][1] for p in graded), 6)
     metrics["reference_score"] = round(10 * mean(p.meta["grade"][0] for p in graded), 6)
-    metrics["judge_failures"] = sum(p.parse == JUDGE_FAILURE for p in predictions)
-    metrics["pending"] = sum(p.parse == PENDING_JUDGE for p in predictions)
+    metrics |= judge_counts(predictions)
     return metrics | outcome_counts(p for p in predictions if p.parse not in (PENDING_JUDGE, JUDGE_FAILURE))
 
 

@@ -47,7 +47,7 @@ from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy
 from evalkit.scoring.judge import JudgeRequest, grader_text
-from evalkit.scoring.outcomes import outcome_counts
+from evalkit.scoring.outcomes import judge_counts, outcome_counts
 from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Judged, Task, Variant, pending_judge
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
@@ -148,8 +148,7 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     found = {c for p in done for c in p.meta.get("capability", ())}
     for cap in (*CAPABILITIES, *sorted(found - set(CAPABILITIES))):
         metrics[cap] = accuracy(p.score for p in done if cap in p.meta.get("capability", ()))
-    failures = sum(p.parse == JUDGE_FAILURE for p in done)
-    metrics |= {"judge_failures": failures, "pending": len(predictions) - len(done)}
+    metrics |= judge_counts(predictions)
     return metrics | outcome_counts(p for p in done if p.parse != JUDGE_FAILURE)
 
 

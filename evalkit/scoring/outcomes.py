@@ -89,6 +89,13 @@ def grouped_accuracy(*fields: str) -> Callable[[list[Prediction]], dict[str, flo
     return aggregate
 
 
+def judge_counts(predictions: Iterable[Prediction]) -> dict[str, float]:
+    """A judged task's own counts: `judge_failures` (grader replies that never parsed) and `pending`
+    (records the judge could not grade yet)."""
+    parses = [p.parse for p in predictions if not p.failed]
+    return {"judge_failures": parses.count("judge_failure"), "pending": parses.count("pending_judge")}
+
+
 def outcome_counts(predictions: Iterable[Prediction]) -> dict[str, float]:
     """`unparsed` (a reply no rule could read; scored wrong) and `failed` (no reply: image/request error)."""
     preds = list(predictions)
