@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shlex
+import signal
 import sys
+import threading
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,6 +40,7 @@ out = Console(soft_wrap=True)
 
 class ListWhat(StrEnum):
     tasks = "tasks"
+    groups = "groups"
     protocols = "protocols"
     models = "models"
 
@@ -72,6 +77,17 @@ JudgePrice = Annotated[
 ]
 JudgeMatcher = Annotated[
     bool, typer.Option(help="with --judge: match replies the rules cannot read (options, yes/no)")
+]
+JudgeTimeout = Annotated[
+    float, typer.Option(min=0.01, help="seconds one judge request may take, start to end (each retry anew)")
+]
+JudgeRetries = Annotated[int, typer.Option(min=0, help="judge retries on 429/5xx/timeouts")]
+StripReasoning = Annotated[
+    bool | None,
+    typer.Option(
+        "--strip-reasoning/--keep-reasoning",
+        help="remove <think>/<analysis> blocks before parsing (default: the protocol's: on for lmms-eval)",
+    ),
 ]
 
 
@@ -111,7 +127,54 @@ def _metrics_table(title: str, metrics: dict[str, float], primary: str | None = 
     return table
 
 
+_INTERRUPTED = False
+F = TypeVar("F")
+
+
+def interruptible(command: F) -> F:
+    """Ctrl-C in a long command: the first stops it (what is written stays, the resume line is printed,
+    nothing still loading is waited for); a second one exits at once. Never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def handler(signum: int, frame: object) -> None:
+            global _INTERRUPTED
+            if _INTERRUPTED:
+                os.write(2, b"\ninterrupted again: exiting now\n")
+                os._exit(130)
+            _INTERRUPTED = True
+            raise KeyboardInterrupt
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:  # caught here: click would print "Aborted!" and wait for worker threads
+            _interrupted()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for worker threads (a model still loading, a request in flight): what matters
+    is already on disk, and the OS releases the folder locks."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _interrupted() -> None:
+    """The first Ctrl-C's end: what was written stays, the resume line is printed, nothing is waited for."""
+    signal.signal(signal.SIGINT, lambda *_: _exit_now(130))
+    command = shlex.join(["evalkit", *sys.argv[1:]])
+    console.print(
+        f"interrupted: run the same command to resume where it stopped:\n  {escape(command)}", soft_wrap=True
+    )
+    _exit_now(130)
+
+
 @app.command()
+@interruptible
 def run(
     model: Annotated[str, typer.Option(help="config name, checkpoint folder, or openai:<model-id>")],
     tasks: Annotated[str, typer.Option(help="comma-separated task names (evalkit list tasks)")],
@@ -137,7 +200,7 @@ def run(
         int | None, typer.Option(min=1, help="requests in flight (openai backend)")
     ] = None,
     request_timeout: Annotated[
-        float, typer.Option(min=0.01, help="seconds per request (openai backend)")
+        float, typer.Option(min=0.01, help="seconds one request may take, start to end (openai backend)")
     ] = 120.0,
     max_retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts (openai backend)")] = 5,
     judge: JudgeModel = None,
@@ -146,25 +209,42 @@ def run(
     judge_concurrency: JudgeConcurrency = 8,
     judge_price: JudgePrice = None,
     judge_matcher: JudgeMatcher = False,
+    judge_timeout: JudgeTimeout = 120.0,
+    judge_max_retries: JudgeRetries = 5,
+    strip_reasoning: StripReasoning = None,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
-    from evalkit.models import backend_factory, resolve_model
+    from evalkit.datacheck import load_all
+    from evalkit.judging import require_judge
+    from evalkit.models import backend_factory, check_dtype, resolve_model
     from evalkit.pipeline import LazyBackend
     from evalkit.protocols import get_protocol
     from evalkit.registry import parse_task_list
     from evalkit.runner import RunSettings, run_task
 
+    # everything that can be checked is checked before any folder is touched or any model loads
     spec = resolve_model(model)
-    chosen = get_protocol(protocol or spec.options.get("protocol") or "llava")
+    chosen = get_protocol(protocol or spec.options.get("protocol") or "llava").with_reasoning(strip_reasoning)
     task_list = parse_task_list(tasks)
-    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency, judge_price)
-    from evalkit.judging import require_judge
-
-    require_judge(task_list, the_judge)  # before any model is loaded
-    if judge_matcher and the_judge is None:
-        raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
+    check_dtype(dtype or spec.options.get("dtype"))
     for t in task_list:
         t.variant(chosen.name)
+    the_judge = _judge(
+        judge,
+        judge_base_url,
+        judge_api_key_env,
+        judge_concurrency,
+        judge_price,
+        judge_timeout,
+        judge_max_retries,
+    )
+    require_judge(task_list, the_judge)
+    if judge_matcher and the_judge is None:
+        raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
+    if the_judge is not None and (judge_matcher or any(t.judged for t in task_list)):
+        the_judge.preflight()
+    root = _data_root(data_root)
+    datasets = load_all(task_list, root)
     size = _batch_size(batch_size)
     factory = backend_factory(
         spec,
@@ -181,7 +261,7 @@ def run(
         name=name or spec.name,
         model=model,
         protocol=chosen,
-        data_root=_data_root(data_root),
+        data_root=root,
         output=output,
         limit=limit,
         template=template,
@@ -206,7 +286,7 @@ def run(
                 bar.update(tid, rate=f"{speed:.1f} samples/s" if speed else "")  # type: ignore[arg-type]
 
             report = progress if world.is_main else None
-            records = [run_task(t, settings, backend, report, world) for t in task_list]
+            records = [run_task(t, settings, backend, report, world, datasets.pop(t.name)) for t in task_list]
     finally:
         backend.close()
         world.close()
@@ -231,7 +311,13 @@ def run(
 
 
 def _judge(
-    model: str | None, base_url: str | None, key_env: str, concurrency: int, price: str | None
+    model: str | None,
+    base_url: str | None,
+    key_env: str,
+    concurrency: int,
+    price: str | None,
+    timeout: float = 120.0,
+    max_retries: int = 5,
 ) -> Judge | None:
     if model is None:
         return None
@@ -251,6 +337,8 @@ def _judge(
             base_url=base_url,
             api_key_env=key_env,
             concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
             price_per_1k_input=prices[0],
             price_per_1k_output=prices[1],
         )
@@ -287,6 +375,7 @@ def _batch_size(value: str | None) -> int | None:
 
 
 @app.command()
+@interruptible
 def score(
     task: Annotated[str, typer.Option(help="task name")],
     predictions: Annotated[Path, typer.Option(help="evalkit predictions.jsonl or a LLaVA answers file")],
@@ -303,20 +392,32 @@ def score(
     judge_concurrency: JudgeConcurrency = 8,
     judge_price: JudgePrice = None,
     judge_matcher: JudgeMatcher = False,
+    judge_timeout: JudgeTimeout = 120.0,
+    judge_max_retries: JudgeRetries = 5,
+    strip_reasoning: StripReasoning = None,
 ) -> None:
     """Re-score predictions without running a model (judged tasks: the judge's cache makes it free)."""
+    from evalkit.judging import require_judge
     from evalkit.registry import get_task
     from evalkit.rescore import rescore_file, sniff_format, write_rescored
 
     the_task = get_task(task)
     root = _data_root(data_root) if sniff_format(predictions) == "llava" else None
-    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency, judge_price)
-    from evalkit.judging import require_judge
-
+    the_judge = _judge(
+        judge,
+        judge_base_url,
+        judge_api_key_env,
+        judge_concurrency,
+        judge_price,
+        judge_timeout,
+        judge_max_retries,
+    )
     require_judge([the_task], the_judge)
     if judge_matcher and the_judge is None:
         raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
-    result = rescore_file(the_task, predictions, protocol, root, the_judge, judge_matcher)
+    if the_judge is not None and (judge_matcher or the_task.judged):
+        the_judge.preflight()
+    result = rescore_file(the_task, predictions, protocol, root, the_judge, judge_matcher, strip_reasoning)
     if output is not None:
         write_rescored(result, output)
     title = f"{the_task.name} ({result.protocol.name}, n={len(result.predictions)}) from {predictions}"
@@ -378,6 +479,11 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
                 f"{t.name:<16} v{t.version}  primary={t.primary:<12} protocols={','.join(t.variants)}  "
                 f"{t.description}"
             )
+    elif what is ListWhat.groups:
+        from evalkit.registry import task_groups
+
+        for group, members in task_groups().items():
+            out.print(f"{group:<14} {','.join(members)}")
     elif what is ListWhat.protocols:
         from evalkit.protocols import PROTOCOLS
 
@@ -407,10 +513,13 @@ def show(
     if what != "protocol":
         raise ConfigError("usage: evalkit show protocol NAME")
     p = get_protocol(name)
-    out.print(f"[bold]{p.name}[/bold] v{p.version}: {p.description}")
-    out.print(
-        f"template: {p.template or 'model chat template'}; outputs stripped before parsing: {p.strip_output}"
-    )
+    out.print(f"[bold]{escape(p.name)}[/bold] v{p.version}: {escape(p.description)}")
+    tags = ", ".join(start + "..." + end for start, end in p.reasoning_tags) or "none (--strip-reasoning)"
+    out.print(f"template: {p.template or 'model chat template'}")
+    out.print(f"replies stripped before parsing: {p.strip_output}; reasoning blocks removed: {escape(tags)}")
+    out.print("where this protocol departs from its reference:")
+    for note in p.departures:
+        out.print(f"  - {escape(note)}")
     for t in all_tasks().values():
         if p.name in t.variants:
             v = t.variants[p.name]
@@ -418,6 +527,8 @@ def show(
                 f"  {t.name:<16} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
                 f"parse={getattr(v.score, '__qualname__', '?')}"
             )
+            for note in v.departures:
+                out.print(f"    departs: {escape(note)}")
 
 
 @app.command()
@@ -432,15 +543,53 @@ def demo(
     run_demo(output, console=out)
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Check what a data root holds.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(
+    tasks: Annotated[str, typer.Option(help="comma-separated task or group names")],
+    data_root: Annotated[
+        Path | None, typer.Option(help="benchmark data root (default $EVALKIT_DATA)")
+    ] = None,
+    images: Annotated[bool, typer.Option(help="also look up every image file the tasks name")] = True,
+) -> None:
+    """Per task: whether its files are there and readable, its samples, and image files missing.
+    Exit status 1 when anything is missing."""
+    from evalkit.datacheck import check
+    from evalkit.registry import parse_task_list
+
+    root = _data_root(data_root)
+    table = Table(title=f"data under {root}", show_header=True)
+    for column in ("task", "status", "samples", "images missing", "where / what is wrong"):
+        table.add_column(column, overflow="fold")
+    reports = [check(t, root, images) for t in parse_task_list(tasks)]
+    for r in reports:
+        if r.problem is not None:
+            table.add_row(r.task, "[red]missing[/red]", "-", "-", escape(r.problem))
+        else:
+            status = "ok" if r.ok else "[yellow]images missing[/yellow]"
+            lost = f"{r.missing_images} of {r.images}" if images else "not checked"
+            where = r.path + (f"; first missing: {r.first_missing}" if r.first_missing else "")
+            table.add_row(r.task, status, str(r.samples), lost, escape(f"{where} ({r.format})"))
+    out.print(table)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()
     except EvalkitError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("interrupted; run the same command again to resume")
-        sys.exit(130)
+    except OSError as exc:  # disk full, a read-only folder, ... wherever it was not caught closer
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(
+            f"[red]error:[/red] {escape(where + (exc.strerror or str(exc)))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,26 @@ class World:
 
             dist.barrier()
 
+    def broadcast_text(self, value: str | None) -> str | None:
+        """Rank 0's text (or None) on every rank, sent as UTF-8 bytes in a tensor (no pickling)."""
+        if self.size == 1:
+            return value
+        import torch
+        import torch.distributed as dist
+
+        data = value.encode("utf-8") if value is not None else b""
+        device = f"cuda:{self.local_rank}" if dist.get_backend() == "nccl" else "cpu"
+        size = torch.tensor([len(data) if value is not None else -1], device=device)
+        dist.broadcast(size, src=0)
+        n = int(size.item())
+        if n < 0:
+            return None
+        buffer = torch.zeros(n, dtype=torch.uint8, device=device)
+        if self.is_main and n:
+            buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        dist.broadcast(buffer, src=0)
+        return bytes(buffer.cpu().tolist()).decode("utf-8")
+
     def close(self) -> None:
         if self.size > 1:
             import torch.distributed as dist

@@ -11,3 +11,7 @@ class InputError(EvalkitError):
 
 class ConfigError(EvalkitError):
     """An inconsistent request: unknown task/protocol, a results folder made with other settings."""
+
+
+class OutputError(EvalkitError):
+    """A file evalkit must write cannot be written (disk full, read-only folder, no permission)."""

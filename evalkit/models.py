@@ -59,6 +59,15 @@ class ModelSpec:
         return False, None if chosen in (None, "native") else str(chosen)
 
 
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+
+
+def check_dtype(dtype: str | None) -> None:
+    """Refuse an unknown dtype before anything is written or loaded."""
+    if dtype is not None and dtype not in DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+
+
 def config_dirs() -> list[Path]:
     dirs = [Path(p) / "models" for p in filter(None, os.environ.get("EVALKIT_CONFIGS", "").split(os.pathsep))]
     return [

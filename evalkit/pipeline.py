@@ -115,9 +115,12 @@ class Pipeline:
                 yield from self._run_batched(batches)
             else:
                 yield from self._run_concurrent(batches)
-        finally:
-            self._ahead.shutdown(wait=True, cancel_futures=True)
-            self._images.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # an error or Ctrl-C: leave a model still loading behind, do not wait for it
+            self._ahead.shutdown(wait=False, cancel_futures=True)
+            self._images.shutdown(wait=False, cancel_futures=True)
+            raise
+        self._ahead.shutdown(wait=True, cancel_futures=True)
+        self._images.shutdown(wait=True, cancel_futures=True)
 
     def _prepared(self, batches: list[list[Sample]]) -> Iterator[_Prepared]:
         """Prepared batches, the next one always being prepared in the background."""

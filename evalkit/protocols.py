@@ -6,7 +6,7 @@ a protocol here fixes what is common to all tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from evalkit.errors import ConfigError
 
@@ -19,14 +19,62 @@ VICUNA_SYSTEM = (
 )
 
 
+# lmms-eval's `--reasoning_tags` default: the blocks a reasoning model writes before its answer
+REASONING_TAGS: tuple[tuple[str, str], ...] = (("<think>", "</think>"), ("<analysis>", "</analysis>"))
+
+
+def strip_reasoning(text: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """Reasoning blocks removed as lmms-eval 0.7.3 does it (`api/reasoning.py`), then outer whitespace: per
+    tag pair, while both tags occur, cut from the first opening tag to the next closing tag after it; a
+    closing tag left without an opening one (a chat template that pre-fills "<think>") keeps only what
+    follows the last closing tag. Tags are matched exactly (case-sensitive); an unclosed block stays."""
+    for start_tag, end_tag in tags:
+        while start_tag in text and end_tag in text:
+            start = text.find(start_tag)
+            end = text.find(end_tag, start)
+            if end == -1:
+                break
+            text = text[:start] + text[end + len(end_tag) :]
+        if end_tag in text and start_tag not in text:
+            text = text.rsplit(end_tag, 1)[-1]
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class Protocol:
+    """A named recipe. `strip_output`: the reference pipeline strips each reply before parsing it;
+    `reasoning_tags`: reasoning blocks removed before parsing (empty: none); `departures`: where evalkit
+    knowingly differs from the reference pipeline (shown by `evalkit show protocol`)."""
+
     name: str
     version: int
     description: str
     template: str | None  # a named conversation template, or None for the model's own chat template
-    strip_output: bool  # the reference pipeline stripped decoded outputs before parsing
+    strip_output: bool
+    reasoning_tags: tuple[tuple[str, str], ...] = ()
+    departures: tuple[str, ...] = ()
 
+    def process(self, output: str) -> str:
+        """The reply as the protocol's parsers see it (the record keeps the raw reply)."""
+        if self.reasoning_tags:
+            output = strip_reasoning(output, self.reasoning_tags)
+        return output.strip() if self.strip_output else output
+
+    def with_reasoning(self, strip: bool | None) -> Protocol:
+        """This protocol with reasoning-block stripping switched on or off (None: the protocol's own)."""
+        if strip is None:
+            return self
+        return replace(self, reasoning_tags=REASONING_TAGS if strip else ())
+
+    def output_settings(self) -> dict[str, object]:
+        """How replies were processed before parsing, as metrics.json records it."""
+        return {"strip": self.strip_output, "reasoning_tags": [list(pair) for pair in self.reasoning_tags]}
+
+
+NO_GUESSING = (
+    "a reply no rule can read is counted in `unparsed` and scored wrong; where the reference code picks a "
+    "random option instead (MMMU's and Q-Bench's multiple-choice parsers), evalkit never guesses"
+)
 
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
@@ -37,13 +85,24 @@ PROTOCOLS: dict[str, Protocol] = {
             description="LLaVA-1.5 / ShareGPT4V official eval scripts (model_vqa_loader, vicuna_v1, pad)",
             template="vicuna_v1",
             strip_output=True,
+            departures=(
+                NO_GUESSING,
+                "reasoning blocks are kept unless --strip-reasoning (LLaVA's scripts never strip them)",
+            ),
         ),
         Protocol(
             name="lmms-eval",
             version=1,
             description="lmms-eval 0.7.3 task defaults (the model's own chat template)",
             template=None,
-            strip_output=False,
+            strip_output=True,
+            reasoning_tags=REASONING_TAGS,
+            departures=(
+                NO_GUESSING,
+                "reasoning blocks are removed before every parser (--keep-reasoning turns that off); "
+                "lmms-eval runs a task's regex filters (AI2D's) on the raw reply first, which gives the "
+                "same letter unless the reply opens with 'X.' inside a block",
+            ),
         ),
     )
 }

@@ -6,16 +6,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError
 
-from evalkit.errors import InputError
+from evalkit.errors import InputError, OutputError
+from evalkit.fs import atomic_write
 
 RECORD_VERSION = 1
 PREDICTIONS = "predictions.jsonl"
@@ -72,6 +76,8 @@ class RunRecord(BaseModel):
     metrics: dict[str, float]
     primary: str
     judge: dict[str, Any] | None = None
+    # how replies were processed before parsing: {"strip": bool, "reasoning_tags": [[open, close], ...]}
+    replies: dict[str, Any] | None = None
     record_version: int = RECORD_VERSION
 
     def dump(self) -> str:
@@ -91,6 +97,9 @@ class Manifest(BaseModel):
     model_settings: dict[str, Any] = Field(default_factory=dict)  # backend, checkpoint, dtype, revision
     data_fingerprint: str = ""
     backend_info: dict[str, Any] | None = None  # what the backend reported when it loaded (not compared)
+    # how replies are processed before parsing (records are scored as they are written); None: written by
+    # evalkit before this was recorded, when llava stripped replies and lmms-eval did not
+    replies: dict[str, Any] | None = None
     record_version: int = RECORD_VERSION
 
     PINNED: ClassVar[tuple[str, ...]] = (
@@ -100,17 +109,58 @@ class Manifest(BaseModel):
         "model",
         "model_settings",
         "data_fingerprint",
+        "replies",
     )
 
+    def pinned(self, field: str) -> Any:
+        """A pinned setting, with the value older manifests implied where they lack it."""
+        value = getattr(self, field)
+        if field == "replies" and value is None:
+            return {"strip": self.protocol == "llava", "reasoning_tags": []}
+        return value
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write a whole file so that a crash leaves either the old or the new content, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPAIRED = "repaired"  # meta key naming the fields whose lone surrogates were replaced
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """`text` with lone UTF-16 surrogates (e.g. from a JSON reply holding "\\ud83d") replaced by U+FFFD,
+    which UTF-8 files cannot hold otherwise, and how many were replaced (a valid pair is joined)."""
+    if not _SURROGATE.search(text):
+        return text, 0
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return fixed, len(_SURROGATE.findall(text)) - len(_SURROGATE.findall(fixed))
+
+
+def _clean_value(value: Any, where: str, found: list[str]) -> Any:
+    if isinstance(value, str):
+        fixed, n = clean_text(value)
+        if n:
+            found.append(where)
+        return fixed
+    if isinstance(value, dict):
+        return {k: _clean_value(v, f"{where}.{k}", found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_value(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def repaired(prediction: Prediction) -> Prediction:
+    """The record with every lone surrogate replaced, the fields named in `meta["repaired"]`."""
+    found: list[str] = []
+    data = {k: _clean_value(v, k, found) for k, v in prediction.model_dump().items()}
+    if found:
+        data["meta"][REPAIRED] = sorted({*prediction.meta.get(REPAIRED, []), *found})
+    return Prediction.model_validate(data)
+
+
+def record_line(prediction: Prediction) -> str:
+    """One JSON line; a record holding text UTF-8 cannot encode is repaired (and says so), never lost."""
+    try:
+        return prediction.model_dump_json() + "\n"
+    except PydanticSerializationError:
+        return repaired(prediction).model_dump_json() + "\n"
 
 
 def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
@@ -146,24 +196,35 @@ class PredictionWriter:
 
     def __init__(self, path: Path, sync_seconds: float = 2.0) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = path.open("a", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         self._sync_seconds = sync_seconds
         self._synced = time.monotonic()
 
     def write(self, predictions: Iterable[Prediction]) -> None:
-        data = "".join(p.model_dump_json() + "\n" for p in predictions)
+        data = "".join(record_line(p) for p in predictions)
         if data:
-            self._f.write(data)
-            self._f.flush()
-            if time.monotonic() - self._synced >= self._sync_seconds:
-                os.fsync(self._f.fileno())
-                self._synced = time.monotonic()
+            try:
+                self._f.write(data)
+                self._f.flush()
+                if time.monotonic() - self._synced >= self._sync_seconds:
+                    os.fsync(self._f.fileno())
+                    self._synced = time.monotonic()
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
 
     def close(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                self._f.close()
 
     def __enter__(self) -> PredictionWriter:
         return self
@@ -174,14 +235,17 @@ class PredictionWriter:
 
 def rewrite_predictions(path: Path, predictions: Iterable[Prediction]) -> None:
     """Replace the file atomically (used to drop failed records before they are retried)."""
-    atomic_write(path, "".join(p.model_dump_json() + "\n" for p in predictions))
+    atomic_write(path, "".join(record_line(p) for p in predictions))
 
 
 def read_run_record(path: Path) -> RunRecord:
     try:
-        return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, ValueError) as exc:
-        raise InputError(f"{path}: not an evalkit metrics file ({exc.__class__.__name__})") from exc
+        return RunRecord.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise InputError(
+            f"{path}: not an evalkit metrics file ({_first_error(exc)}); it is made from the predictions "
+            "beside it: remove it and run the same command again to rebuild it"
+        ) from None
 
 
 def iter_run_records(root: Path) -> Iterator[tuple[Path, RunRecord]]:

@@ -1,4 +1,5 @@
-"""Task discovery: the modules of `evalkit_tasks` (the repo's tasks/ folder) and plugin folders.
+"""Task discovery: the modules of `evalkit_tasks` (the repo's tasks/ folder) and plugin folders, and the
+task groups (`groups.yaml`) that name several tasks at once.
 
 A task module defines `TASK` (one Task) or `TASKS` (a list). Plugin folders are listed in
 `EVALKIT_PLUGINS` (os.pathsep-separated); each `*.py` in them is loaded the same way.
@@ -6,13 +7,17 @@ A task module defines `TASK` (one Task) or `TASKS` (a list). Plugin folders are 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
 import pkgutil
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
+
+import yaml
 
 from evalkit.errors import ConfigError
 from evalkit.task import Task
@@ -57,15 +62,48 @@ def all_tasks() -> dict[str, Task]:
     return dict(sorted(tasks.items()))
 
 
+@cache
+def task_groups() -> dict[str, tuple[str, ...]]:
+    """Group name -> its tasks, from the packaged `groups.yaml`; every member must be a task."""
+    source = files("evalkit").joinpath("groups.yaml")
+    raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    tasks = all_tasks()
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, members in raw.items():
+        if name in tasks or not isinstance(members, list) or not members:
+            raise ConfigError(f"{source}: group {name!r} must be a new name with a list of tasks")
+        if unknown := [m for m in members if m not in tasks]:
+            raise ConfigError(f"{source}: group {name!r} names unknown task(s) {', '.join(unknown)}")
+        groups[str(name)] = tuple(members)
+    return groups
+
+
+def _unknown(name: str) -> ConfigError:
+    """An unknown name, with the closest task or group names as suggestions."""
+    known = [*all_tasks(), *task_groups()]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    close += [k for k in known if name and name in k and k not in close][: 3 - len(close)]
+    hint = (
+        f"did you mean {', '.join(close)}?" if close else "see `evalkit list tasks` and `evalkit list groups`"
+    )
+    return ConfigError(f"unknown task {name!r} ({hint})")
+
+
 def get_task(name: str) -> Task:
     tasks = all_tasks()
     if name not in tasks:
-        raise ConfigError(f"unknown task {name!r} (known: {', '.join(tasks)})")
+        raise _unknown(name)
     return tasks[name]
 
 
-def parse_task_list(spec: str) -> list[Task]:
-    names = [n.strip() for n in spec.split(",") if n.strip()]
+def parse_task_list(spec: str | list[str]) -> list[Task]:
+    """Tasks from names and group names ("mme,mmbench" or a list), each once, in the order given."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
     if not names:
         raise ConfigError("no task given (--tasks mme,pope)")
-    return [get_task(n) for n in names]
+    groups = task_groups()
+    chosen: dict[str, Task] = {}
+    for name in names:
+        for member in groups.get(name, (name,)):
+            chosen.setdefault(member, get_task(member))
+    return list(chosen.values())

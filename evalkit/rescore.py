@@ -31,18 +31,18 @@ from evalkit.task import Task
 
 def sniff_format(path: Path) -> str:
     """'evalkit' or 'llava', from the first non-blank line."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            first = next((line for line in f if line.strip()), "")
-    except FileNotFoundError as exc:
-        raise InputError(f"predictions file not found: {path}") from exc
+    from evalkit.data.readers import read_text_lines
+
+    if not path.is_file():
+        raise InputError(f"predictions file not found: {path}")
+    first = next((line for _, line in read_text_lines(path) if line.strip()), "")
     try:
         obj = json.loads(first) if first else {}
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:1: malformed JSON line ({exc.msg})") from exc
-    if {"id", "output", "meta"} <= obj.keys():
+    if isinstance(obj, dict) and {"id", "output", "meta"} <= obj.keys():
         return "evalkit"
-    if {"question_id", "text"} <= obj.keys():
+    if isinstance(obj, dict) and {"question_id", "text"} <= obj.keys():
         return "llava"
     raise InputError(f"{path}:1: neither evalkit records nor LLaVA answers (question_id + text)")
 
@@ -55,16 +55,31 @@ def _sample_from_record(p: Prediction) -> Sample:
     )
 
 
-def rescore_records(task: Task, protocol: Protocol, records: list[Prediction]) -> list[Prediction]:
+def rescore_records(
+    task: Task, protocol: Protocol, records: list[Prediction], path: Path | None = None
+) -> list[Prediction]:
     variant = task.variant(protocol.name)
     out: list[Prediction] = []
-    for p in records:
+    seen: set[str] = set()
+    where = f"{path}: " if path else ""
+    for number, p in enumerate(records, 1):
+        if p.id in seen:
+            raise InputError(f"{where}record {number}: id {p.id!r} appears twice (one record per sample)")
+        seen.add(p.id)
         if p.failed:
             out.append(p)
             continue
         if "target" not in p.meta:
-            raise InputError(f"record {p.id!r} has no target in meta; re-score it with --data-root instead")
-        out.append(make_prediction(task, variant, protocol, _sample_from_record(p), p.prompt, p.output))
+            raise InputError(
+                f"{where}record {p.id!r} has no target in meta; re-score it with --data-root instead"
+            )
+        try:
+            out.append(make_prediction(task, variant, protocol, _sample_from_record(p), p.prompt, p.output))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata another task wrote
+            raise InputError(
+                f"{where}record {p.id!r} is not a {task.name} record (its metadata lacks {exc}); "
+                "give the --task its run was made for"
+            ) from None
     return out
 
 
@@ -79,14 +94,13 @@ def _index(samples: list[Sample]) -> dict[str, list[Sample]]:
 
 
 def rescore_llava(task: Task, protocol: Protocol, path: Path, samples: list[Sample]) -> list[Prediction]:
-    from evalkit.data.readers import read_json_lines
+    from evalkit.data.readers import ID, TEXT, read_json_lines, require_fields
 
     variant = task.variant(protocol.name)
     by_key = _index(samples)
     out: dict[str, Prediction] = {}
     for number, obj in read_json_lines(path):
-        if "question_id" not in obj or "text" not in obj:
-            raise InputError(f"{path}:{number}: a LLaVA answer needs question_id and text")
+        require_fields(obj, f"{path}:{number}", {"question_id": ID, "text": TEXT})
         qid = str(obj["question_id"])
         key = qid if qid in by_key else (task.external_id(qid) if task.external_id else qid)
         candidates = by_key.get(key, [])
@@ -119,12 +133,21 @@ class Rescored:
         return self.task.primary_for(self.protocol.name)
 
 
+def run_manifest(path: Path) -> Manifest | None:
+    """The manifest of the run a predictions file belongs to (beside it), if any."""
+    manifest = path.parent / MANIFEST
+    if not manifest.exists():
+        return None
+    try:
+        return Manifest.model_validate_json(manifest.read_bytes())
+    except ValueError as exc:
+        raise InputError(f"{manifest}: not an evalkit manifest ({exc.__class__.__name__})") from None
+
+
 def default_protocol(path: Path) -> str:
     """The protocol recorded beside an evalkit predictions file (its run's manifest), else llava."""
-    manifest = path.parent / MANIFEST
-    if manifest.exists():
-        return Manifest.model_validate_json(manifest.read_text(encoding="utf-8")).protocol
-    return "llava"
+    manifest = run_manifest(path)
+    return manifest.protocol if manifest is not None else "llava"
 
 
 def rescore_file(
@@ -134,8 +157,12 @@ def rescore_file(
     data_root: Path | None,
     judge: Judge | None = None,
     matcher: bool = False,
+    strip_reasoning: bool | None = None,
 ) -> Rescored:
-    chosen = get_protocol(protocol or default_protocol(path))
+    manifest = run_manifest(path) if sniff_format(path) == "evalkit" else None
+    if manifest is not None and manifest.task != task.name:
+        raise InputError(f"{path}: these are {manifest.task} records (its manifest.json), not {task.name}")
+    chosen = get_protocol(protocol or default_protocol(path)).with_reasoning(strip_reasoning)
     samples = task.load(data_root / task.folder).samples if data_root is not None else None
     predictions = load_and_rescore(task, chosen, path, samples)
     if judge is not None and task.judged is not None:
@@ -157,6 +184,7 @@ def write_rescored(result: Rescored, output: Path) -> None:
         "n": len(result.predictions),
         "metrics": result.metrics,
         "primary": result.primary,
+        "replies": result.protocol.output_settings(),
     }
     atomic_write(output / "scores.json", json.dumps(summary, indent=2) + "\n")
 
@@ -165,7 +193,7 @@ def load_and_rescore(
     task: Task, protocol: Protocol, path: Path, samples: list[Sample] | None
 ) -> list[Prediction]:
     if sniff_format(path) == "evalkit":
-        return rescore_records(task, protocol, read_predictions(path))
+        return rescore_records(task, protocol, read_predictions(path), path)
     if samples is None:
         raise InputError(
             f"{path}: LLaVA answer files carry no targets; give --data-root to match the task data"

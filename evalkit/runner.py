@@ -19,12 +19,12 @@ import evalkit
 from evalkit.backends.base import Failure
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, InputError
 from evalkit.judging import MATCHED, MATCHED_NONE, judge_records, match_unparsed, unmatched
 from evalkit.judging import pending as pending_grades
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
-from evalkit.records import DataInfo, Manifest, Prediction, RunRecord
+from evalkit.records import REPAIRED, DataInfo, Manifest, Prediction, RunRecord, clean_text
 from evalkit.scoring.group import group_by
 from evalkit.scoring.judge import Judge
 from evalkit.store import TaskStore
@@ -74,7 +74,9 @@ def git_sha() -> str | None:
 
 
 def select(dataset: Dataset, limit: int | None) -> list[Sample]:
-    """The first `limit` samples (all by default); ids must be unique."""
+    """The first `limit` samples (all by default); ids must be unique; a benchmark with none is an error."""
+    if not dataset.samples:
+        raise InputError(f"{dataset.path}: no samples in it (an empty or header-only file?)")
     samples = dataset.samples if limit is None else dataset.samples[:limit]
     seen: set[str] = set()
     for s in samples:
@@ -82,10 +84,6 @@ def select(dataset: Dataset, limit: int | None) -> list[Sample]:
             raise ConfigError(f"{dataset.path}: duplicate sample id {s.id!r}")
         seen.add(s.id)
     return samples
-
-
-def prepare_output(protocol: Protocol, output: str) -> str:
-    return output.strip() if protocol.strip_output else output
 
 
 def make_prediction(
@@ -104,7 +102,10 @@ def make_prediction(
             meta=meta,
             error=output.reason,
         )
-    scored = variant.score(prepare_output(protocol, output), sample)
+    output, surrogates = clean_text(output)
+    if surrogates:  # a reply UTF-8 cannot hold ("\ud83d"): kept with U+FFFD, and the record says so
+        meta[REPAIRED] = ["output"]
+    scored = variant.score(protocol.process(output), sample)
     return Prediction(
         id=sample.id,
         prompt=prompt,
@@ -139,15 +140,30 @@ def run_task(
     backend: LazyBackend,
     progress: Progress | None = None,
     world: World = SINGLE,
+    dataset: Dataset | None = None,
 ) -> RunRecord:
-    """Run (or finish) one task and write its metrics; returns the run record."""
+    """Run (or finish) one task and write its metrics; returns the run record. The task folder is locked
+    for the run's whole time: a second run on it is refused."""
+    dataset = dataset or task.load(settings.data_root / task.folder)
+    store = TaskStore(settings.output / settings.name / task.name, world)
+    with store.lock():
+        return _run_locked(task, settings, backend, progress, world, dataset, store)
+
+
+def _run_locked(
+    task: Task,
+    settings: RunSettings,
+    backend: LazyBackend,
+    progress: Progress | None,
+    world: World,
+    dataset: Dataset,
+    store: TaskStore,
+) -> RunRecord:
     protocol = settings.protocol
     variant = task.variant(protocol.name)
-    dataset = task.load(settings.data_root / task.folder)
     samples = select(dataset, settings.limit)
     wanted = {s.id for s in samples}
     generation = generation_settings(settings, variant)
-    store = TaskStore(settings.output / settings.name / task.name, world)
     store.check_manifest(
         Manifest(
             task=task.name,
@@ -157,6 +173,7 @@ def run_task(
             generation=generation,
             model_settings=settings.model_settings,
             data_fingerprint=dataset.fingerprint,
+            replies=protocol.output_settings(),
         )
     )
     store.guard_limit(len(samples))
@@ -225,7 +242,7 @@ def run_task(
         n=len(predictions), started=started, finished=now(), seconds=round(seconds, 3),
         samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
         metrics=task.aggregate_for(protocol.name)(predictions), primary=task.primary_for(protocol.name),
-        judge=judge_info,
+        judge=judge_info, replies=protocol.output_settings(),
     )  # fmt: skip
     store.write_record(record)
     world.barrier()

@@ -3,10 +3,16 @@ repair, retry of failed records, per-rank part files under data parallelism) and
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from evalkit.distributed import World
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, InputError
+from evalkit.fs import FolderBusy, FolderLock, atomic_write
 from evalkit.records import (
     MANIFEST,
     METRICS,
@@ -15,7 +21,6 @@ from evalkit.records import (
     Prediction,
     PredictionWriter,
     RunRecord,
-    atomic_write,
     read_predictions,
     read_run_record,
     rewrite_predictions,
@@ -53,22 +58,65 @@ class TaskStore:
         if world.is_main:
             folder.mkdir(parents=True, exist_ok=True)
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Sole use of the folder for this run (all its ranks): a second run is refused with the holder
+        named. Under torchrun rank 0 holds the lock and tells the other ranks whether it got it."""
+        lock = FolderLock(self.folder)
+        refusal: str | None = None
+        if self.world.is_main:
+            try:
+                lock.acquire()
+            except FolderBusy as exc:
+                refusal = str(exc)
+        refusal = self.world.broadcast_text(refusal)
+        if refusal is not None:
+            raise FolderBusy(refusal)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def has_records(self) -> bool:
+        """Whether any prediction has been written (a folder holding none pins nothing)."""
+        parts = self.predictions.parent.glob(f"{self.predictions.stem}.rank*.jsonl")
+        return any(_holds_line(p) for p in [self.predictions, *parts])
+
+    def read_manifest(self) -> Manifest | None:
+        path = self.folder / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return Manifest.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            raise InputError(
+                f"{path}: not an evalkit manifest ({_first(exc)}); it pins the settings of the predictions "
+                "beside it: restore it, or remove the folder to start again"
+            ) from None
+
     def check_manifest(self, manifest: Manifest) -> None:
-        """Pin the settings on first use; refuse to mix predictions made with other settings."""
+        """Pin the settings when the first records are made; refuse to mix predictions made with other
+        settings. A folder without records (a run that failed to start) pins nothing."""
         path = self.folder / MANIFEST
         if not self.world.is_main:
             return
-        if not path.exists():
+        if not self.has_records():
             atomic_write(path, manifest.model_dump_json(indent=2) + "\n")
             return
-        old = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-        for field in Manifest.PINNED:
-            if getattr(old, field) != getattr(manifest, field):
-                raise ConfigError(
-                    f"{self.folder}: existing predictions were made with {field}={getattr(old, field)!r}, "
-                    f"this run has {getattr(manifest, field)!r}; "
-                    "use another --name/--output or remove the folder"
-                )
+        old = self.read_manifest()
+        if old is None:  # records without a manifest (made by an older evalkit or copied): adopt them
+            atomic_write(path, manifest.model_dump_json(indent=2) + "\n")
+            return
+        changes = [
+            change
+            for field in Manifest.PINNED
+            for change in differences(field, old.pinned(field), manifest.pinned(field))
+        ]
+        if changes:
+            raise ConfigError(
+                f"{self.folder}: its predictions were made with other settings ({'; '.join(changes)}); "
+                "use another --name or --output, or remove the folder"
+            )
 
     def resume(self, wanted: set[str]) -> dict[str, Prediction]:
         """Records already made for the wanted ids. The main rank first merges leftover part files, cuts a
@@ -88,20 +136,14 @@ class TaskStore:
     def remember_backend(self, info: dict[str, object]) -> None:
         """Keep what the backend reported, so a later run that loads nothing can still record it."""
         path = self.folder / MANIFEST
-        if self.world.is_main and path.exists():
-            manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-            if manifest.backend_info != info:
-                atomic_write(
-                    path, manifest.model_copy(update={"backend_info": info}).model_dump_json(indent=2) + "\n"
-                )
+        manifest = self.read_manifest() if self.world.is_main else None
+        if manifest is not None and manifest.backend_info != info:
+            updated = manifest.model_copy(update={"backend_info": info})
+            atomic_write(path, updated.model_dump_json(indent=2) + "\n")
 
     def backend_info(self) -> dict[str, object] | None:
-        path = self.folder / MANIFEST
-        return (
-            Manifest.model_validate_json(path.read_text(encoding="utf-8")).backend_info
-            if path.exists()
-            else None
-        )
+        manifest = self.read_manifest()
+        return manifest.backend_info if manifest is not None else None
 
     def writer(self) -> PredictionWriter:
         target = self.predictions if self.world.size == 1 else part_path(self.predictions, self.world.rank)
@@ -135,3 +177,32 @@ class TaskStore:
 
     def write_record(self, record: RunRecord) -> None:
         atomic_write(self.metrics, record.dump())
+
+
+def _holds_line(path: Path) -> bool:
+    """Whether the file has at least one complete line."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            if b"\n" in chunk:
+                return True
+    return False
+
+
+def differences(name: str, old: Any, new: Any) -> list[str]:
+    """The pinned settings that differ, each as "name: old -> new"; dicts are compared key by key so only
+    the keys that changed are named (e.g. "generation.max_new_tokens: 128 -> 16")."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            change
+            for key in sorted({*old, *new}, key=str)
+            for change in differences(f"{name}.{key}", old.get(key), new.get(key))
+        ]
+    return [] if old == new else [f"{name}: {old!r} -> {new!r}"]
+
+
+def _first(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{where}: {err.get('msg')}" if where else str(err.get("msg"))

@@ -53,6 +53,7 @@ class Variant:
     image_mode: ImageMode = "native"
     primary: str | None = None  # the headline metric under this protocol, when it differs from the task's
     aggregate: Callable[[list[Prediction]], dict[str, float]] | None = None  # likewise, the aggregation
+    departures: tuple[str, ...] = ()  # where this differs from the protocol's reference pipeline, and why
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def prompt(sample: Sample) -> str:
 
 TASK = Task(
     name="ai2d",
-    version=1,
+    version=2,
     folder="ai2d",
     description="AI2D diagram multiple choice (test, 3088 questions)",
     load=load,

@@ -22,6 +22,7 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -29,7 +30,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -63,9 +64,11 @@ def _read_authors(folder: Path) -> Dataset:
     samples = []
     for qid, q in questions.items():
         where = f"{path}: question {qid}"
-        require_keys(q, ("imageId", "question", "answer", "types"), where)
+        require_fields(q, where, {"imageId": TEXT, "question": TEXT, "answer": TEXT, "types": dict})
         if q.get("isBalanced", True):
-            samples.append(_sample(str(qid), q, file_ref(safe_join(images, f"{q['imageId']}.jpg")), where))
+            samples.append(
+                _sample(str(qid), q, file_ref(safe_join(images, f"{q['imageId']}.jpg", where)), where)
+            )
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint([path]))
 
 

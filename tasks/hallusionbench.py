@@ -31,6 +31,8 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    ID,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -38,7 +40,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -49,16 +51,8 @@ from evalkit.scoring.outcomes import judge_counts, label_match, outcome_counts
 from evalkit.scoring.yesno import yes_no_contains, yes_no_words
 from evalkit.task import PENDING_JUDGE, Judged, Task, Variant, pending_judge
 
-KEYS = (
-    "category",
-    "subcategory",
-    "visual_input",
-    "set_id",
-    "figure_id",
-    "question_id",
-    "question",
-    "gt_answer",
-)
+KEYS = {"category": TEXT, "subcategory": TEXT, "visual_input": ID, "set_id": ID, "figure_id": ID,
+        "question_id": ID, "question": TEXT, "gt_answer": ID}  # fmt: skip
 TARGETS = {"1": "yes", "0": "no"}
 IMAGES = "hallusion_bench"  # the folder hallusion_bench.zip unpacks to
 
@@ -91,7 +85,7 @@ def _read_authors(folder: Path) -> Dataset:
     samples = []
     for k, q in enumerate(questions):
         where = f"{path}: entry {k}"
-        require_keys(q, KEYS, where)
+        require_fields(q, where, KEYS)
         if str(q["visual_input"]) != "0":
             samples.append(_sample(q, file_ref(image_path(folder, q)), where))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint([path]))

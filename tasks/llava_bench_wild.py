@@ -35,6 +35,8 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    ID,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -42,7 +44,7 @@ from evalkit.data.readers import (
     read_json_lines,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
 )
 from evalkit.errors import InputError
 from evalkit.records import Prediction
@@ -70,21 +72,21 @@ def _read_authors(folder: Path) -> Dataset:
     images = require_dir(folder / "images", "LLaVA-Bench images")
     captions: dict[str, Any] = {}
     for number, obj in read_json_lines(cfile):
-        require_keys(obj, ("image", "caption"), f"{cfile}:{number}")
+        require_fields(obj, f"{cfile}:{number}", {"image": TEXT, "caption": (str, list)})
         captions[obj["image"]] = obj["caption"]
     references: dict[str, str] = {}
     for number, obj in read_json_lines(afile):
-        require_keys(obj, ("question_id", "text"), f"{afile}:{number}")
+        require_fields(obj, f"{afile}:{number}", {"question_id": ID, "text": TEXT})
         references[str(obj["question_id"])] = obj["text"]
     samples = []
     for number, q in read_json_lines(qfile):
         where = f"{qfile}:{number}"
-        require_keys(q, ("question_id", "image", "text", "category"), where)
+        require_fields(q, where, {"question_id": ID, "image": TEXT, "text": TEXT, "category": TEXT})
         if q["image"] not in captions:
             raise InputError(f"{where}: image {q['image']!r} has no caption in {cfile.name}")
         if (qid := str(q["question_id"])) not in references:
             raise InputError(f"{where}: question {qid} has no reference answer in {afile.name}")
-        image = file_ref(safe_join(images, q["image"]))
+        image = file_ref(safe_join(images, q["image"], where))
         samples.append(_sample(qid, q["text"], references[qid], q["category"], captions[q["image"]], image))
     files_ = [qfile, cfile, afile]
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(files_))

@@ -10,32 +10,33 @@ right; primary), `vanilla` (pass 0 only), per category and l2-category (circular
 `unparsed`, `failed`. Test files without answers give only counts (`answered`); the export matters there.
 
 Protocol llava: LLaVA model_vqa_mmbench (hint line, "\nA. text" options, MC / MC_CN, pad, 1024 tokens).
-Protocol lmms-eval follows lmms-eval 0.7.2's code, not BENCHMARKS.md's older note: "There are several
+Protocol lmms-eval follows lmms-eval 0.7.3's code, not BENCHMARKS.md's older note: "There are several
 options:\nA. ..." after "{hint} {question} ", then "\n" + post prompt (a blank line before it); CN and
-CCBench use the Chinese post prompt; EN drops a hint that is missing or "nan", CN drops only a missing
-one (lmms-lab's parquet stores missing hints as the string "nan", which lmms-eval CN keeps); CCBench never
-uses the hint; 1024 tokens EN, 256 CN/CC. Both score with the GENERAL option rules (lmms-eval's dev
-scores use a GPT judge; a judge matcher comes later). An empty cell counts as missing, as pandas reads it.
+CCBench use the Chinese post prompt; EN drops a hint that is missing or "nan", CN drops only a missing one
+(lmms-lab's parquet stores some missing hints as the string "nan", which lmms-eval CN keeps); a hint that
+is the empty string is not missing (pd.notna), so the prompt opens with a space; CCBench never uses the
+hint; 1024 tokens EN, 256 CN/CC. A TSV cell pandas reads as missing (empty, "nan", "NA", ...) is a missing
+hint, as LLaVA and the lmms-lab conversion read the files.
+Both protocols score with MMBench's official matching (`MMBENCH`: VLMEvalKit's can_infer, behind the
+MMBench server and LLaVA's published numbers). lmms-eval's own MMBench scores come from a GPT judge; the
+judge matcher (`--judge --judge-matcher`) plays that part here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from evalkit.data.images import ImageRef
-from evalkit.data.mcq import circular_passes, is_missing, present
-from evalkit.data.readers import Dataset, Sample, fingerprint, read_parquet_rows, require_dir
-from evalkit.data.tsv import read_tsv
+from evalkit.data.mcq import Row, circular_passes, is_missing, parquet_rows, present, tsv_rows
+from evalkit.data.readers import Dataset, Sample, fingerprint, require_dir
 from evalkit.errors import InputError
 from evalkit.protocols import MC, MC_CN
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate, group_by, snake
-from evalkit.scoring.options import GENERAL, LETTERS, options_from, render_options
+from evalkit.scoring.options import LETTERS, MMBENCH, options_from, render_options
 from evalkit.scoring.outcomes import option_match, outcome_counts
 from evalkit.task import Task, Variant
 
@@ -45,7 +46,6 @@ LMMS_POST = {
     "en": "\nAnswer with the option's letter from the given choices directly.",
     "cn": "\n请直接使用所提供的选项字母作为答案回答。",
 }
-Row = tuple[dict[str, str], ImageRef | None, str]  # lower-cased columns, image, where (for messages)
 TITLES = {"en": "MMBench English {part}", "cn": "MMBench Chinese {part}", "cc": "CCBench (Chinese culture)"}
 
 
@@ -57,27 +57,21 @@ class Split:
     part: str  # "dev" | "test": also the lmms-lab/MMBench split
 
 
-def _cell(value: Any) -> str:  # a parquet value as text; None and NaN are empty cells
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
-def _parquet_rows(files: list[Path]) -> list[Row]:
-    rows = read_parquet_rows(files)
-    return [({k.lower(): _cell(v) for k, v in r.values.items()}, r.image(), r.where) for r in rows]
-
-
-def _sample(values: dict[str, str], image: ImageRef, index: int, options: list[str], answer: str) -> Sample:
+def _sample(
+    values: dict[str, str | None], image: ImageRef, index: int, options: list[str], answer: str
+) -> Sample:
     meta = {
         "options": options_from(options),
         "index": index,
         "g_index": index % CIRCULAR,
         "pass": index // CIRCULAR,
-        "hint": values.get("hint", ""),
-        "category": values.get("category", ""),
-        "l2_category": values.get("l2-category", ""),
-        "split": values.get("split", ""),
+        "hint": values.get("hint"),
+        "category": values.get("category") or "",
+        "l2_category": values.get("l2-category") or "",
+        "split": values.get("split") or "",
     }
-    return Sample(str(index), (image,), values.get("question", ""), answer, meta, group=str(index % CIRCULAR))
+    question = values.get("question") or ""
+    return Sample(str(index), (image,), question, answer, meta, group=str(index % CIRCULAR))
 
 
 def _samples(rows: list[Row]) -> list[Sample]:
@@ -85,11 +79,11 @@ def _samples(rows: list[Row]) -> list[Sample]:
     parsed: list[tuple[int, dict[str, str], str, list[str], str]] = []
     images: dict[int, ImageRef] = {}
     for values, image, where in rows:
-        if not values.get("index", "").strip().isdigit():
+        if not (values.get("index") or "").strip().isdigit():
             raise InputError(f"{where}: index {values.get('index')!r} is not a number")
-        index = int(values["index"])
+        index = int(values["index"] or "")
         options = present([values.get(c.lower()) for c in OPTION_COLUMNS])
-        answer = values.get("answer", "").strip().upper()
+        answer = (values.get("answer") or "").strip().upper()
         answer = "" if is_missing(answer) else answer
         if image is not None:
             images.setdefault(index % CIRCULAR, image)  # every pass of a question shares one image
@@ -115,13 +109,13 @@ def _loader(split: Split) -> Callable[[Path], Dataset]:
         require_dir(folder, "MMBench data")
         for name in split.files:
             if (path := folder / name).is_file():
-                rows = [(r.values, r.image, f"{path}:{r.number}") for r in read_tsv(path)]
+                rows = tsv_rows(path, require=("answer",) if split.part == "dev" else ())
                 return Dataset(_samples(rows), path, "authors", fingerprint([path]))
         snapshot = f"{split.lang}/{split.part}-*.parquet"
         files = sorted(p for p in folder.rglob(f"{split.part}-*.parquet") if p.parent.name == split.lang)
         if not files:
             raise InputError(f"{split.name}: none of {', '.join(split.files)} in {folder} (nor {snapshot})")
-        return Dataset(_samples(_parquet_rows(files)), folder, "hf-parquet", fingerprint(files))
+        return Dataset(_samples(parquet_rows(files)), folder, "hf-parquet", fingerprint(files))
 
     return load
 
@@ -134,12 +128,12 @@ def prompt_llava(sample: Sample, suffix: str) -> str:
 
 
 def prompt_lmms(sample: Sample, lang: str) -> str:
-    """lmms-eval 0.7.2 mmbench_doc_to_text (en_utils / cn_utils / cc_utils)."""
+    """lmms-eval 0.7.3 mmbench_doc_to_text (en_utils / cn_utils / cc_utils)."""
     options = sample.meta["options"]
     block = ("There are several options:\n" + "\n".join(f"{k}. {v}" for k, v in options.items())).rstrip("\n")
     hint = sample.meta["hint"]
-    # EN: pd.notna and != "nan"; CN: pd.notna only; CCBench (cc_utils) never shows a hint
-    use_hint = lang != "cc" and hint != "" and (lang == "cn" or hint != "nan")
+    # EN: pd.notna and != "nan"; CN: pd.notna only; CCBench (cc_utils) never shows a hint; "" is not NA
+    use_hint = lang != "cc" and hint is not None and (lang == "cn" or hint != "nan")
     query = f"{hint} {sample.question} {block}" if use_hint else f"{sample.question} {block}"
     return f"{query}\n{LMMS_POST['en' if lang == 'en' else 'cn']}"
 
@@ -175,13 +169,20 @@ SPLITS = (
 
 def _task(split: Split) -> Task:
     suffix, lmms_tokens = (MC, 1024) if split.lang == "en" else (MC_CN, 256)
-    llava = Variant(partial(prompt_llava, suffix=suffix), option_match(GENERAL), 1024, image_mode="pad")
+    llava = Variant(partial(prompt_llava, suffix=suffix), option_match(MMBENCH), 1024, image_mode="pad")
     lmms = Variant(
-        partial(prompt_lmms, lang=split.lang), option_match(GENERAL), lmms_tokens, image_mode="native"
+        partial(prompt_lmms, lang=split.lang),
+        option_match(MMBENCH),
+        lmms_tokens,
+        image_mode="native",
+        departures=(
+            "lmms-eval scores MMBench with a GPT judge (its MMBench_Evaluator); evalkit matches replies with "
+            "MMBench's official rule, and asks a judge only with --judge --judge-matcher",
+        ),
     )
     return Task(
         name=split.name,
-        version=1,
+        version=2,
         folder="mmbench",
         description=TITLES[split.lang].format(part=split.part) + ", circular multiple choice",
         load=_loader(split),

@@ -12,12 +12,12 @@ Prompt, protocol llava (BENCHMARKS): question + "A. option" lines + MC; open: qu
 Protocol lmms-eval (mmmu_val "format"): the same with a blank line before the instruction.
 max_new_tokens 128 for both: lmms-eval's mmmu template has said 128 since v0.6 (16 until v0.5).
 Multiple choice: official MMMU parse (`MMMU`, llava) or lmms-eval's (`MMMU_LMMS`); no random guess for an
-unparsed reply, it is wrong and counted. Open questions, llava: the official parse_open_response +
-eval_open (`evalkit.scoring.open_answer`); a gold written as a list of strings accepts each item, as in
-the official answer file. Open questions, lmms-eval 0.7.2: its evaluate_mmmu hands eval_open the text of
-one candidate, whose characters are then compared with the gold, so no open question can score there;
-evalkit reproduces that number (score 0, rule "lmms_eval_open", candidates kept for audit). Use protocol
-llava for the official MMMU figure.
+unparsed reply, it is wrong and counted. Open questions, both protocols: the official parse_open_response +
+eval_open (`evalkit.scoring.open_answer`; a reply is right when any of its candidates matches). The gold:
+llava (the official answer file) accepts each item of a list, also one written as a string
+("['24', '24.0']"); lmms-eval 0.7.3 takes `answer` as the dataset stores it - each item of a real list,
+but a string is one answer, never parsed, so "['24', '24.0']" only matches that very text. (lmms-eval
+0.7.2 scored every open question 0; 0.7.3 fixed that.)
 Metrics: `accuracy` (over all questions, primary), per discipline and per subject (instance-weighted,
 snake_case keys such as `art_and_design`, `art_theory`), `unparsed`, `failed`.
 """
@@ -98,7 +98,10 @@ def _sample(row: ParquetRow) -> Sample:
         "subfield": v.get("subfield"),
         "topic_difficulty": v.get("topic_difficulty"),
     }
-    target = str(v["answer"]).strip() if mc else str(v["answer"])
+    answer = v["answer"]
+    if isinstance(answer, list):  # a snapshot that stores an open question's answers as a list
+        meta["answer_list"] = [str(a) for a in answer]
+    target = str(answer).strip() if mc else str(answer)
     return Sample(v["id"], tuple(row.image(f"image_{k}") for k in numbers), v["question"], target, meta)
 
 
@@ -144,18 +147,24 @@ def gold_answers(answer: str) -> list[str]:
     return [answer]
 
 
-def scorer(chain: Chain, lmms_open: bool = False) -> Callable[[str, Sample], Scored]:
-    """Multiple choice through the option chain; open questions through the official open-answer rules
-    (or, for lmms-eval, as its 0.7.2 code scores them: never right)."""
+def golds_official(sample: Sample) -> list[str]:
+    """The official answer file's golds: a list's items (also a list written as a string)."""
+    return sample.meta.get("answer_list") or gold_answers(sample.target)
+
+
+def golds_lmms(sample: Sample) -> list[str]:
+    """lmms-eval 0.7.3's golds: a stored list's items, else the answer string as it is."""
+    return sample.meta.get("answer_list") or [sample.target]
+
+
+def scorer(chain: Chain, golds: Callable[[Sample], list[str]]) -> Callable[[str, Sample], Scored]:
+    """Multiple choice through the option chain; open questions through the official open-answer rules."""
     letter = option_match(chain)
 
     def score(output: str, sample: Sample) -> Scored:
         if sample.meta["question_type"] == MULTIPLE_CHOICE:
             return letter(output, sample)
-        official = open_match(output, gold_answers(sample.target))
-        if lmms_open and official.answer is not None:
-            return Scored(official.answer, 0.0, "lmms_eval_open")
-        return official
+        return open_match(output, golds(sample))
 
     score.__qualname__ = f"mmmu({chain.name})"
     return score
@@ -163,13 +172,21 @@ def scorer(chain: Chain, lmms_open: bool = False) -> Callable[[str, Sample], Sco
 
 TASK = Task(
     name="mmmu_val",
-    version=1,
+    version=2,
     folder="mmmu",
     description="MMMU validation, 30 subjects (multiple choice and open questions)",
     load=load,
     variants={
-        "llava": Variant(prompt_llava, scorer(MMMU), max_new_tokens=128, image_mode="pad"),
-        "lmms-eval": Variant(prompt_lmms, scorer(MMMU_LMMS, lmms_open=True), max_new_tokens=128),
+        "llava": Variant(prompt_llava, scorer(MMMU, golds_official), max_new_tokens=128, image_mode="pad"),
+        "lmms-eval": Variant(
+            prompt_lmms,
+            scorer(MMMU_LMMS, golds_lmms),
+            max_new_tokens=128,
+            departures=(
+                "images go before the text, in <image k> order; lmms-eval's chat path puts each at its "
+                "marker",
+            ),
+        ),
     },
     aggregate=grouped_accuracy("discipline", "subject"),
     primary="accuracy",

@@ -117,7 +117,14 @@ TASK = Task(
     variants={
         "llava": Variant(prompt_llava, option_match(GENERAL), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(
-            prompt_lmms, option_match(MMSTAR), max_new_tokens=1024, aggregate=partial(aggregate, macro=True)
+            prompt_lmms,
+            option_match(MMSTAR),
+            max_new_tokens=1024,
+            aggregate=partial(aggregate, macro=True),
+            departures=(
+                "letters are read with MMStar's own rule (lmms-eval up to 0.7.1); lmms-eval 0.7.2+ uses its "
+                "extract_mcq_answer heuristic",
+            ),
         ),
     },
     aggregate=aggregate,

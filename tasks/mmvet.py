@@ -34,6 +34,8 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    LIST,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -41,7 +43,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
 )
 from evalkit.errors import InputError
 from evalkit.records import Prediction
@@ -84,8 +86,8 @@ def _read_authors(folder: Path) -> Dataset:
     samples = []
     for key, item in data.items():
         where = f"{file}: {key}"
-        require_keys(item, ("imagename", "question", "answer", "capability"), where)
-        image = file_ref(safe_join(images, item["imagename"]))
+        require_fields(item, where, {"imagename": TEXT, "question": TEXT, "answer": TEXT, "capability": LIST})
+        image = file_ref(safe_join(images, item["imagename"], where))
         samples.append(_sample(str(key), item, image, item["imagename"], where))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint([file]))
 

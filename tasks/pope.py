@@ -19,6 +19,8 @@ from pathlib import Path
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    ID,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -26,7 +28,7 @@ from evalkit.data.readers import (
     read_json_lines,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
 )
 from evalkit.errors import InputError
 from evalkit.protocols import SHORT
@@ -66,17 +68,33 @@ def _read_authors(folder: Path) -> Dataset:
     samples: list[Sample] = []
     for file in present:
         split = file.stem.removeprefix("coco_pope_")
+        before = len(samples)
         for number, obj in read_json_lines(file):
-            require_keys(obj, ("question_id", "image", "text", "label"), f"{file}:{number}")
-            image = file_ref(safe_join(images, obj["image"]))
-            samples.append(_sample(split, obj["question_id"], obj["text"], obj["label"], image, obj["image"]))
+            where = f"{file}:{number}"
+            require_fields(obj, where, {"question_id": ID, "image": TEXT, "text": TEXT, "label": TEXT})
+            image = file_ref(safe_join(images, obj["image"], where))
+            samples.append(
+                _sample(
+                    split, obj["question_id"], obj["text"], _label(obj["label"], where), image, obj["image"]
+                )
+            )
+        if len(samples) == before:
+            raise InputError(f"{file}: no questions in it (each POPE split needs its questions)")
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(present))
+
+
+def _label(value: str, where: str) -> str:
+    """The label, which POPE writes yes or no; anything else is refused (it would be scored as a no)."""
+    if value.strip().lower() not in ("yes", "no"):
+        raise InputError(f"{where}: label {value!r} is neither yes nor no")
+    return value
 
 
 def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
     samples = []
     for row in read_parquet_rows(files):
         v = row.require("question_id", "question", "answer", "category")
+        _label(str(v["answer"]), row.where)
         image_id = v.get("image_source") or ""
         samples.append(
             _sample(v["category"], v["question_id"], v["question"], v["answer"], row.image(), image_id)
@@ -129,7 +147,15 @@ TASK = Task(
     variants={
         "llava": Variant(prompt_llava, label_match(yes_no_negation), max_new_tokens=128, image_mode="pad"),
         # lmms-eval's headline pope_f1_score pools all 9000 questions
-        "lmms-eval": Variant(prompt_lmms, label_match(yes_no_exact), max_new_tokens=128, primary="all_f1"),
+        "lmms-eval": Variant(
+            prompt_lmms,
+            label_match(yes_no_exact),
+            max_new_tokens=128,
+            primary="all_f1",
+            departures=(
+                "yes_ratio is the share of predicted yes; lmms-eval's counts the ground truth's yes",
+            ),
+        ),
     },
     aggregate=aggregate,
     primary="f1",

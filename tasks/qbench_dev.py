@@ -25,6 +25,9 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    ID,
+    LIST,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -32,7 +35,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -73,11 +76,12 @@ def _read_authors(folder: Path) -> Dataset:
     samples = []
     for k, q in enumerate(items):
         where = f"{path}: item {k}"
-        require_keys(q, ("img_path", "question", "candidates", "correct_ans", "type", "concern"), where)
+        fields = {"img_path": TEXT, "question": TEXT, "candidates": LIST, "correct_ans": TEXT}
+        require_fields(q, where, fields | {"type": ID, "concern": ID})
         candidates = [str(c) for c in q["candidates"]]
         if q["correct_ans"] not in candidates:
             raise InputError(f"{where}: correct_ans {q['correct_ans']!r} is not among the candidates")
-        target, image = LETTERS[candidates.index(q["correct_ans"])], safe_join(images, q["img_path"])
+        target, image = LETTERS[candidates.index(q["correct_ans"])], safe_join(images, q["img_path"], where)
         samples.append(_sample(str(k), q, candidates, target, file_ref(image), where))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint([path]))
 
@@ -114,12 +118,20 @@ def _lines(sample: Sample) -> str:
 
 TASK = Task(
     name="qbench_dev",
-    version=1,
+    version=2,
     folder="qbench",
     description="Q-Bench LLVisionQA dev: low-level perception, 2-4 options",
     load=load,
     variants={
-        "llava": Variant(prompt_llava, option_match(GENERAL), max_new_tokens=1024, image_mode="crop"),
+        "llava": Variant(
+            prompt_llava,
+            option_match(GENERAL),
+            max_new_tokens=1024,
+            image_mode="crop",
+            departures=(
+                "LLaVA ran Q-Bench with the language model in 8-bit; evalkit uses the dtype asked for",
+            ),
+        ),
         "lmms-eval": Variant(prompt_lmms, option_match(MMMU_LMMS), max_new_tokens=32, image_mode="native"),
     },
     aggregate=grouped_accuracy("type", "concern"),

@@ -24,6 +24,9 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    LIST,
+    OPTIONAL_TEXT,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -31,7 +34,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -44,6 +47,8 @@ SPLIT = "test"
 
 
 def _sample(sid: str, p: dict[str, Any], image: ImageRef, where: str) -> Sample:
+    if not isinstance(p["choices"], list | tuple) or not all(isinstance(c, str) for c in p["choices"]):
+        raise InputError(f"{where}: choices {p['choices']!r:.60} is not a list of texts")
     choices = list(p["choices"])
     answer = p["answer"]
     if not isinstance(answer, int) or not 0 <= answer < len(choices) or len(choices) > len(LETTERS):
@@ -64,9 +69,10 @@ def _read_authors(folder: Path) -> Dataset:
         if pid not in problems:
             raise InputError(f"{where}: listed in {splits_file.name} but not in {problems_file.name}")
         p = problems[pid]
-        require_keys(p, ("question", "choices", "answer", "image"), where)
+        fields = {"question": TEXT, "choices": LIST, "answer": int, "image": OPTIONAL_TEXT}
+        require_fields(p, where, fields | {"hint": OPTIONAL_TEXT} if "hint" in p else fields)
         if p["image"]:
-            samples.append(_sample(pid, p, file_ref(safe_join(images, f"{pid}/{p['image']}")), where))
+            samples.append(_sample(pid, p, file_ref(safe_join(images, f"{pid}/{p['image']}", where)), where))
     files = [problems_file, splits_file]
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(files))
 

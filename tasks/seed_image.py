@@ -24,13 +24,15 @@ from pathlib import Path
 
 from evalkit.data.images import file_ref, safe_join
 from evalkit.data.readers import (
+    ID,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
     read_benchmark,
     read_json,
     require_dir,
-    require_keys,
+    require_fields,
 )
 from evalkit.errors import InputError
 from evalkit.protocols import MC
@@ -40,7 +42,9 @@ from evalkit.task import Task, Variant
 
 ANNOTATIONS = "SEED-Bench.json"
 IMAGES = "SEED-Bench-image"
-FIELDS = ("question_id", "question", "choice_a", "choice_b", "choice_c", "choice_d", "answer", "data_id")
+CHOICES = ("choice_a", "choice_b", "choice_c", "choice_d")
+FIELDS = {"question_id": ID, "question": TEXT, **dict.fromkeys(CHOICES, TEXT), "answer": TEXT,
+          "data_id": TEXT, "data_type": TEXT, "question_type_id": ID}  # fmt: skip
 
 
 def _read_authors(folder: Path) -> Dataset:
@@ -53,7 +57,7 @@ def _read_authors(folder: Path) -> Dataset:
     samples: list[Sample] = []
     for n, q in enumerate(data["questions"], 1):
         where = f"{path}: question {n}"
-        require_keys(q, (*FIELDS, "data_type", "question_type_id"), where)
+        require_fields(q, where, FIELDS)
         if q["data_type"] != "image":
             continue
         kind = str(q["question_type_id"])
@@ -64,7 +68,7 @@ def _read_authors(folder: Path) -> Dataset:
         if answer not in options:
             raise InputError(f"{where}: answer {q['answer']!r} is not one of A-D")
         meta = {"options": options, "category": type_names[kind], "image_id": q["data_id"]}
-        image = file_ref(safe_join(images, str(q["data_id"])))
+        image = file_ref(safe_join(images, q["data_id"], where))
         samples.append(Sample(str(q["question_id"]), (image,), q["question"], answer, meta))
     if not samples:
         raise InputError(f"{path}: no image questions (data_type 'image')")

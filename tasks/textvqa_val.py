@@ -25,6 +25,9 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    ID,
+    LIST,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -32,7 +35,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -73,15 +76,15 @@ def _read_authors(folder: Path) -> Dataset:
     images = require_dir(folder / "train_images", "TextVQA images (train_images/)")
     ocr: dict[str, list[str]] = {}
     for k, entry in enumerate(_data(ocr_file)):
-        require_keys(entry, ("image_id", "ocr_tokens"), f"{ocr_file}: entry {k}")
+        require_fields(entry, f"{ocr_file}: entry {k}", {"image_id": ID, "ocr_tokens": LIST})
         ocr[str(entry["image_id"])] = entry["ocr_tokens"]
     samples = []
     for k, q in enumerate(_data(questions_file)):
         where = f"{questions_file}: entry {k}"
-        require_keys(q, ("question_id", "question", "image_id", "answers"), where)
+        require_fields(q, where, {"question_id": ID, "question": TEXT, "image_id": ID, "answers": LIST})
         if str(q["image_id"]) not in ocr:
             raise InputError(f"{where}: image {q['image_id']} has no entry in {OCR}")
-        image = file_ref(safe_join(images, f"{q['image_id']}.jpg"))
+        image = file_ref(safe_join(images, f"{q['image_id']}.jpg", where))
         samples.append(_sample(q, ocr[str(q["image_id"])], image, where))
     files = [questions_file, ocr_file]
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(files))
@@ -110,7 +113,7 @@ def prompt_lmms(sample: Sample) -> str:
 
 TASK = Task(
     name="textvqa_val",
-    version=1,
+    version=2,
     folder="textvqa",
     description="TextVQA validation, open answers, VQA accuracy with the EvalAI processor (M4C)",
     load=load,

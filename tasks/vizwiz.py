@@ -25,6 +25,8 @@ from pathlib import Path
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
 from evalkit.data.readers import (
+    LIST,
+    TEXT,
     Dataset,
     Sample,
     fingerprint,
@@ -32,7 +34,7 @@ from evalkit.data.readers import (
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -62,12 +64,15 @@ def _read_authors(folder: Path, split: str) -> Dataset:
     entries = read_json(path)
     if not isinstance(entries, list):
         raise InputError(f"{path}: expected a list of questions (VizWiz {split}.json)")
-    fields = ("image", "question", *(("answers", "answer_type") if split == "val" else ()))
+    fields = {"image": TEXT, "question": TEXT} | (
+        {"answers": LIST, "answer_type": TEXT} if split == "val" else {}
+    )
     samples = []
     for k, e in enumerate(entries):
-        require_keys(e, fields, f"{path}: question {k}")
+        where = f"{path}: question {k}"
+        require_fields(e, where, fields)
         answers = [str(a["answer"]) for a in e["answers"]] if split == "val" else []
-        image = file_ref(safe_join(images, e["image"]))
+        image = file_ref(safe_join(images, e["image"], where))
         kind = str(e["answer_type"]) if split == "val" else None
         samples.append(_sample(e["image"], e["question"], image, answers, kind))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint([path]))
@@ -105,7 +110,7 @@ def _task(split: str) -> Task:
     score = vqa_match(m4c) if split == "val" else submission_answer(evalai_process)
     return Task(
         name=f"vizwiz_{split}",
-        version=1,
+        version=2 if split == "val" else 1,
         folder="vizwiz",
         description=f"VizWiz VQA {split}"
         + (", VQA accuracy (EvalAI processing)" if split == "val" else ": answers for the server"),

@@ -27,14 +27,17 @@ from typing import Any
 
 from evalkit.data.images import ImageRef, file_ref
 from evalkit.data.readers import (
+    LIST,
+    TEXT,
     Dataset,
+    FieldType,
     Sample,
     fingerprint,
     read_benchmark,
     read_json,
     read_parquet_rows,
     require_dir,
-    require_keys,
+    require_fields,
     split_files,
 )
 from evalkit.errors import InputError
@@ -48,19 +51,21 @@ VAL_ANNOTATIONS = "v2_mscoco_val2014_annotations.json"
 TESTDEV_QUESTIONS = "v2_OpenEnded_mscoco_test-dev2015_questions.json"
 TEST_QUESTIONS = "v2_OpenEnded_mscoco_test2015_questions.json"
 LABELS = ("answers", "multiple_choice_answer", "answer_type", "question_type")
+LABEL_TYPES: dict[str, FieldType] = {"answers": LIST, "multiple_choice_answer": TEXT, "answer_type": TEXT,
+                                     "question_type": TEXT}  # fmt: skip
 IMAGES = {
     "val": ("val2014", "COCO_val2014_{:012d}.jpg"),
     "testdev": ("test2015", "COCO_test2015_{:012d}.jpg"),
 }
 
 
-def _listed(path: Path, key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+def _listed(path: Path, key: str, fields: dict[str, FieldType]) -> list[dict[str, Any]]:
     """The `key` list of a VQA json file (questions or annotations), each entry checked for `fields`."""
     found = read_json(path)
     if not isinstance(found, dict) or not isinstance(found.get(key), list):
         raise InputError(f"{path}: expected {{{key!r}: [...]}} (the VQA {key} file)")
     for k, entry in enumerate(found[key]):
-        require_keys(entry, fields, f"{path}: {key[:-1]} {k}")
+        require_fields(entry, f"{path}: {key[:-1]} {k}", fields)
     return found[key]
 
 
@@ -81,10 +86,10 @@ def _read_authors(folder: Path, split: str) -> Dataset:
     annotations: dict[int, dict[str, Any]] = {}
     if split == "val":
         files.append(folder / VAL_ANNOTATIONS)
-        listed = _listed(files[1], "annotations", ("question_id", *LABELS))
+        listed = _listed(files[1], "annotations", {"question_id": int, **LABEL_TYPES})
         annotations = {int(a["question_id"]): a for a in listed}
     samples, refs = [], dict[int, ImageRef]()  # an image is asked about ~5 times: one reference each
-    for q in _listed(questions, "questions", ("question_id", "image_id", "question")):
+    for q in _listed(questions, "questions", {"question_id": int, "image_id": int, "question": TEXT}):
         a = annotations.get(int(q["question_id"]))
         if split == "val" and a is None:
             raise InputError(f"{files[1]}: no annotation for question {q['question_id']} of {questions.name}")
@@ -108,7 +113,9 @@ def test2015_question_ids(folder: Path) -> list[int]:
     """Every test2015 question id, in file order (the export lists them all)."""
     if files := [f for f in folder.rglob("test-*.parquet") if f.is_file()]:
         return [int(row.require("question_id")["question_id"]) for row in read_parquet_rows(sorted(files))]
-    return [int(q["question_id"]) for q in _listed(folder / TEST_QUESTIONS, "questions", ("question_id",))]
+    return [
+        int(q["question_id"]) for q in _listed(folder / TEST_QUESTIONS, "questions", {"question_id": int})
+    ]
 
 
 def _loader(split: str) -> Callable[[Path], Dataset]:
@@ -126,7 +133,7 @@ def prompt(sample: Sample) -> str:
 TASKS = [
     Task(
         name="vqav2_val",
-        version=1,
+        version=2,
         folder="vqav2",
         description="VQAv2 val2014 (214k questions), VQA accuracy over 10 annotators",
         load=_loader("val"),

@@ -25,7 +25,7 @@ TEXTVQA = {
     "kind of camera": "Digital",  # 2 annotators -> (2*1/3 + 8*2/3)/10 = 0.6
     "number is on the jersey": "Two",  # "2": 6 annotators -> 1.0
     "stop sign say": "Stop ahead",  # 3 annotators -> (3*2/3 + 7)/10 = 0.9
-    "colour is the sign": "",  # empty: unparsed, 0
+    "colour is the sign": "",  # empty: scored as "", which no annotator gave: 0
 }
 GQA = {
     "Is the picture red?": "Yes.",  # verify, right under both
@@ -65,8 +65,8 @@ def scripted_reply(body: dict) -> str:
 
 EXPECTED = {
     "llava": {
-        # (1.0 + 0.6 + 1.0 + 0.9 + 0) / 5 = 70%
-        "textvqa_val": {"accuracy": 70.0, "unparsed": 1, "failed": 0},
+        # (1.0 + 0.6 + 1.0 + 0.9 + 0) / 5 = 70%; the empty reply is scored as "" (no annotator said it)
+        "textvqa_val": {"accuracy": 70.0, "unparsed": 0, "failed": 0},
         # right: verify "Yes.", logical "no", query "T-shirt..." -> 3/6; "Blue!" keeps its "!"
         "gqa": {
             "accuracy": 50.0,
@@ -82,7 +82,7 @@ EXPECTED = {
         "hallusionbench": {"aacc": 57.142857, "facc": 50.0, "qacc": 40.0, "unparsed": 2, "failed": 0},
     },
     "lmms-eval": {
-        "textvqa_val": {"accuracy": 70.0, "unparsed": 1, "failed": 0},
+        "textvqa_val": {"accuracy": 70.0, "unparsed": 0, "failed": 0},
         # "Blue!" -> "blue" right as well: 4/6
         "gqa": {
             "accuracy": 66.666667,

@@ -14,9 +14,9 @@ from typing import Any
 
 from evalkit.backends.base import CLIP_MEAN_RGB, Backend, Failure, Request
 from evalkit.errors import ConfigError
+from evalkit.models import check_dtype
 from evalkit.protocols import render_template
 
-DTYPES = ("auto", "float16", "bfloat16", "float32")
 # Models whose processor tiles images at their own aspect ratio (LLaVA-1.6 "anyres"): LLaVA's own pipeline
 # does not pad these to a square, so the protocol's `pad` mode becomes `native` for them.
 ANYRES_MODEL_TYPES = frozenset({"llava_next", "llava_onevision"})
@@ -47,8 +47,7 @@ class HFBackend(Backend):
         import transformers
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        if dtype not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        check_dtype(dtype)
         path = Path(checkpoint).expanduser()
         if path.is_dir() and not (path / "config.json").exists():
             raise ConfigError(

@@ -1,8 +1,11 @@
 """Any OpenAI-compatible chat-completions endpoint (vLLM, SGLang, LMDeploy, hosted APIs).
 
 Images go as base64 data URLs in `image_url` parts before the text part; temperature 0; several
-requests in flight; the `openai` SDK retries 429/5xx/timeouts with exponential backoff. A request
-that still fails becomes a `Failure` whose reason never contains the API key.
+requests in flight; the `openai` SDK retries 429/5xx/timeouts with exponential backoff, each attempt
+bounded by a total deadline. A request that still fails, or an HTTP 200 answer that is no chat completion
+(invalid JSON, bytes that are not UTF-8, an HTML page), becomes a `Failure` whose reason never contains
+the API key. An endpoint that is not there (refused connection, unknown host) stops the run before any
+sample is tried, and so does a connection error before the first reply.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from typing import Any
 from PIL import Image
 
 from evalkit.backends.base import Backend, Failure, Request
-from evalkit.endpoints import FATAL_STATUS, public_url, scrub
+from evalkit.endpoints import (
+    BAD_BODY,
+    FATAL_STATUS,
+    check_reachable,
+    completion_text,
+    http_client,
+    public_url,
+    scrub,
+)
 from evalkit.errors import ConfigError
 from evalkit.protocols import template_system
 
@@ -59,10 +70,17 @@ class OpenAIBackend(Backend):
             raise ConfigError("openai backend: give --base-url or set OPENAI_BASE_URL")
         self._key = os.environ.get(api_key_env) or "EMPTY"  # local servers accept any key
         self.model = model
+        self.url = public_url(base_url)
         self.concurrency = max(1, concurrency)
         self.client = openai.OpenAI(
-            api_key=self._key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=self._key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client(timeout),
         )
+        check_reachable(self.client, "model endpoint", base_url, self._key)
+        self._answered = False  # any reply yet: a connection error before the first one stops the run
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="evalkit-openai")
         super().__init__(
             name="openai",
@@ -89,6 +107,7 @@ class OpenAIBackend(Backend):
                 model=self.model, messages=messages, temperature=0.0, max_tokens=request.max_new_tokens
             )
         except openai.APIStatusError as exc:
+            self._answered = True
             if exc.status_code in FATAL_STATUS:  # every request would fail the same way: stop the run
                 raise ConfigError(
                     scrub(
@@ -101,10 +120,17 @@ class OpenAIBackend(Backend):
         except openai.APITimeoutError:
             return Failure("request timed out (after retries)")
         except openai.APIConnectionError as exc:
+            if not self._answered:  # nothing has ever come back: the endpoint is wrong, not busy
+                raise ConfigError(
+                    scrub(f"cannot reach the model endpoint at {self.url}: {exc.__cause__ or exc}", self._key)
+                ) from None
             return Failure(scrub(f"connection error: {exc}", self._key))
-        if not response.choices:
-            return Failure("endpoint returned no choices")
-        return response.choices[0].message.content or ""
+        except BAD_BODY as exc:
+            self._answered = True
+            return Failure(f"the endpoint answered HTTP 200 with a body that is not JSON text ({exc})")
+        self._answered = True
+        text, problem = completion_text(response)
+        return Failure(problem) if problem is not None else text or ""
 
     def submit(self, prepared: list[tuple[Request, list[dict[str, Any]]]]) -> list[Future[str | Failure]]:
         return [self._pool.submit(self._one, item) for item in prepared]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -56,13 +58,15 @@ def file_ref(path: Path) -> ImageRef:
     return ImageRef(kind="file", path=str(path))
 
 
-def safe_join(root: Path, relative: str) -> Path:
-    """Join a path taken from a dataset file onto its root, refusing anything that escapes the root."""
-    candidate = (root / relative).resolve()
-    base = root.resolve()
-    if candidate != base and base not in candidate.parents:
-        raise InputError(f"path {relative!r} escapes the data folder {root}")
-    return candidate
+def safe_join(root: Path, relative: str, where: str = "") -> Path:
+    """Join a path taken from a dataset file onto its folder, refusing one that leaves it: absolute, or
+    climbing out with "..". The check is on the path as written, so a symlink the user placed inside the
+    folder (a shared image store) is followed; only the annotation file cannot point outside."""
+    normal = os.path.normpath(relative)
+    if not relative or os.path.isabs(relative) or normal == ".." or normal.startswith(".." + os.sep):
+        prefix = f"{where}: " if where else ""
+        raise InputError(f"{prefix}path {relative!r} escapes the data folder {root}")
+    return root / normal
 
 
 class _RowGroupCache:
@@ -99,6 +103,9 @@ def image_bytes(ref: ImageRef) -> bytes:
         return ref.data
     if ref.kind == "file":
         try:
+            mode = os.stat(ref.path).st_mode  # before opening: opening a FIFO would wait for a writer
+            if not stat.S_ISREG(mode):
+                raise ImageError(f"not a regular file (a folder, FIFO or device): {ref.path}")
             return Path(ref.path).read_bytes()
         except FileNotFoundError as exc:
             raise ImageError(f"image not found: {ref.path}") from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,30 +57,51 @@ def fingerprint(files: list[Path]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; a malformed line is an error naming it."""
+def _open_binary(path: Path) -> Any:
     try:
-        handle = path.open(encoding="utf-8")
+        return path.open("rb")
     except FileNotFoundError as exc:
         raise InputError(f"file not found: {path}") from exc
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object")
-            yield number, obj
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: a folder, not a file") from exc
+
+
+def _decode(data: bytes, path: Path, number: int) -> str:
+    """UTF-8 text (a BOM dropped); bad bytes are an error naming the file and line."""
+    try:
+        return data.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = number + data.count(b"\n", 0, exc.start)
+        bad = data[exc.start : exc.start + 1].hex()
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{bad}); re-save the file as UTF-8") from None
+
+
+def read_text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) for each line of a UTF-8 text file, without its line break."""
+    with _open_binary(path) as handle:
+        for number, raw in enumerate(handle, 1):
+            yield number, _decode(raw, path, number).rstrip("\r\n")
+
+
+def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a malformed line is an error naming it."""
+    for number, line in read_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from exc
+        if not isinstance(obj, dict):
+            raise InputError(f"{path}:{number}: expected a JSON object, got {_kind(obj)}")
+        yield number, obj
 
 
 def read_json(path: Path) -> Any:
+    with _open_binary(path) as handle:
+        text = _decode(handle.read(), path, 1)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError(f"file not found: {path}") from exc
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
 
@@ -89,6 +110,35 @@ def require_keys(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None
     missing = [k for k in keys if k not in obj]
     if missing:
         raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
+
+
+FieldType = type | tuple[type, ...]
+TEXT: FieldType = str
+ID: FieldType = (str, int)  # a question id: text or a whole number
+LIST: FieldType = list
+OPTIONAL_TEXT: FieldType = (str, type(None))
+_KIND = {str: "text", int: "a whole number", float: "a number", list: "a list", dict: "an object",
+         bool: "true/false", type(None): "null"}  # fmt: skip
+
+
+def _kind(value: Any) -> str:
+    return _KIND.get(type(value), type(value).__name__)
+
+
+def require_fields(obj: Any, where: str, fields: Mapping[str, FieldType]) -> dict[str, Any]:
+    """`obj` as a JSON object holding each field with a value of its type (bool is never a number); a
+    missing field, or a number or null where text belongs, is an error naming the file and row."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {_kind(obj)}")
+    if missing := [k for k in fields if k not in obj]:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
+    for name, wanted in fields.items():
+        value = obj[name]
+        types = wanted if isinstance(wanted, tuple) else (wanted,)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(_KIND.get(t, t.__name__) for t in types)
+            raise InputError(f"{where}: {name} is {_kind(value)} ({value!r:.60}), expected {expected}")
+    return obj
 
 
 def parquet_files(folder: Path) -> list[Path]:

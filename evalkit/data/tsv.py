@@ -72,8 +72,11 @@ def _text(data: mmap.mmap | bytes, cell: tuple[int, int, bool]) -> str:
     return raw.replace('""', '"') if quoted else raw
 
 
-def read_tsv(path: Path, image_column: str = "image", index_column: str = "index") -> list[TsvRow]:
-    """Rows of an MMBench-style TSV; a malformed row is an error naming the file and line."""
+def read_tsv(
+    path: Path, image_column: str = "image", index_column: str = "index", require: tuple[str, ...] = ()
+) -> list[TsvRow]:
+    """Rows of an MMBench-style TSV; a malformed row is an error naming the file and line. The header must
+    hold `index`, `image` and the `require`d columns."""
     try:
         handle = path.open("rb")
     except FileNotFoundError as exc:
@@ -82,21 +85,28 @@ def read_tsv(path: Path, image_column: str = "image", index_column: str = "index
         if path.stat().st_size == 0:
             raise InputError(f"{path}: empty file")
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _read(path, data, image_column, index_column)
+            return _read(path, data, image_column, index_column, require)
 
 
-def _read(path: Path, data: mmap.mmap, image_column: str, index_column: str) -> list[TsvRow]:
+def _read(
+    path: Path, data: mmap.mmap, image_column: str, index_column: str, require: tuple[str, ...]
+) -> list[TsvRow]:
     """Scan the mapped file (see `read_tsv`)."""
     rows: list[TsvRow] = []
     header: list[str] = []
     spans: dict[str, ImageRef] = {}
     backrefs: list[tuple[int, str]] = []
+    number = 1
     try:
         for number, cells in _cells(data):
             if not header:
                 header = [_text(data, c).strip().lstrip("\ufeff").lower() for c in cells]
-                if image_column not in header or index_column not in header:
-                    raise InputError(f"{path}: needs columns {index_column!r} and {image_column!r}")
+                needed = (index_column, image_column, *require)
+                if missing := [c for c in needed if c.lower() not in header]:
+                    raise InputError(
+                        f"{path}:1: no {', '.join(repr(c) for c in missing)} column in the header "
+                        f"(it needs {', '.join(needed)})"
+                    )
                 image_at = header.index(image_column)
                 continue
             if len(cells) == 1 and cells[0][0] == cells[0][1]:
@@ -116,6 +126,9 @@ def _read(path: Path, data: mmap.mmap, image_column: str, index_column: str) -> 
             elif end > start:
                 backrefs.append((len(rows), _text(data, cells[image_at]).strip()))
             rows.append(TsvRow(number, values, image))
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        raise InputError(f"{path}:{number}: a cell is not UTF-8 text (byte 0x{bad})") from None
     except InputError as exc:
         if str(exc).startswith("line "):
             raise InputError(f"{path}:{str(exc).removeprefix('line ')}") from exc

@@ -73,7 +73,8 @@ def _mmbench_table(run_task_dir: Path) -> tuple[list[str], list[list[str]]]:
     rows = []
     for p in predictions:
         m = p.meta
-        row = [str(m["index"]), m["question"], m["hint"], *(m["options"].get(k, "") for k in letters)]
+        hint = "" if m["hint"] is None else m["hint"]  # a missing hint is an empty cell, as pandas writes NaN
+        row = [str(m["index"]), m["question"], hint, *(m["options"].get(k, "") for k in letters)]
         row += [p.output, m["category"], m["l2_category"], m["split"]]
         rows.append([*row, m["target"]] if with_answer else row)
     return header + (["answer"] if with_answer else []), rows

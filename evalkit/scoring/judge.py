@@ -21,8 +21,17 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-from evalkit.endpoints import FATAL_STATUS, public_url, scrub
+from evalkit.endpoints import (
+    BAD_BODY,
+    FATAL_STATUS,
+    check_reachable,
+    completion_text,
+    http_client,
+    public_url,
+    scrub,
+)
 from evalkit.errors import ConfigError
 
 REJECTED_STATUS = {400, 413, 422}  # the endpoint refuses this request (too long, bad parameters): final
@@ -152,14 +161,24 @@ class Judge:
         self._lock = threading.Lock()
         self._calls = self._cache_hits = self._failures = self._attempts = 0
         self._prompt_tokens = self._completion_tokens = 0
-        http_client = openai.DefaultHttpxClient(event_hooks={"request": [self._count_attempt]})
         self.client = openai.OpenAI(
             api_key=self._secret or "EMPTY",  # local servers accept any key
             base_url=config.resolved_base_url(),
             timeout=config.timeout,
             max_retries=config.max_retries,
-            http_client=http_client,
+            http_client=http_client(config.timeout, event_hooks={"request": [self._count_attempt]}),
         )
+
+    def preflight(self) -> None:
+        """Stop before any work when the judge cannot be used: no API key for the hosted OpenAI API, nothing
+        answering at its endpoint, or its key refused."""
+        url = self.config.resolved_base_url()
+        if self._secret is None and urlsplit(url).hostname == urlsplit(DEFAULT_BASE_URL).hostname:
+            raise ConfigError(
+                f"the judge {self.model} is asked at {url} but ${self.config.api_key_env} is not set: set "
+                "it, or give --judge-base-url for a local OpenAI-compatible server"
+            )
+        check_reachable(self.client, "judge endpoint", url, self._secret)
 
     # ----------------------------------------------------------------- public
 
@@ -278,13 +297,14 @@ class Judge:
             return self._failed(f"judge request timed out (after {retries} retries)")
         except openai.APIConnectionError as exc:
             return self._failed(f"judge connection error (after {retries} retries): {exc}")
-        except Exception as exc:  # a malformed response or anything else: a failed reply, never a crash
-            return self._failed(f"judge request failed: {type(exc).__name__}: {exc}")
-        if not response.choices:
-            return self._failed("judge endpoint returned no choices")
-        usage = response.usage
+        except BAD_BODY as exc:  # an HTTP 200 body that is not JSON text
+            return self._failed(f"the judge endpoint answered with a body that is not JSON text ({exc})")
+        text, problem = completion_text(response)
+        if problem is not None:
+            return self._failed(problem)
+        usage = getattr(response, "usage", None)
         return JudgeReply(
-            text=response.choices[0].message.content or "",
+            text=text or "",
             usage=TokenUsage(
                 prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),

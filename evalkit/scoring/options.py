@@ -5,9 +5,15 @@ A chain tries its steps in order; the first letter wins and the step's name is r
 prediction says which rule decided it. Nothing is guessed: when no step applies the output is unparsed
 (the judge matcher, when one is configured, is a later addition). Chains:
 
-- `GENERAL`: lone letter, "Answer: B" / "The answer is B" (an explicit answer beats an opening letter),
-  leading "B." / "(B)" / "B)", a letter standing alone among the last tokens, a unique option text as
-  whole words (the VLMEvalKit-style rules).
+- `GENERAL`: lone letter, "Answer: B" / "The answer is B" (an explicit answer beats an opening letter), a
+  first line that is a lone letter ("B\n\nThere are two dogs", "**B**\n..."), leading "B." / "(B)" / "B)",
+  a letter standing alone among the last tokens, a unique option text as whole words.
+- `MMBENCH`: MMBench's official matching, VLMEvalKit's `can_infer` as the MMBench server and the published
+  MMBench numbers used it (`vlmeval/utils/matching_util.py`, unchanged from 98e3733f, 2024-02, to c026693a,
+  2025-08): the marks `.()[],:;!*#{}` become spaces, the reply is split on whitespace, and exactly one option
+  letter among the words is the answer ("B\n\nThere are two dogs" is B, "A or B" is nothing); a refusal
+  phrase or a lone "Z" word is the answer Z (wrong); else exactly one option text contained in the
+  lower-cased reply. (VLMEvalKit has since required the letter among the last 4 words.)
 - `EXACT_LETTER`: the stripped output is exactly the letter (LLaVA's SEED-Bench conversion: "A." is wrong).
 - `FIRST_CHAR`: the first character of the stripped output, upper-cased (lmms-eval SEED-Bench).
 - `SQA_LLAVA`: LLaVA eval_science_qa.py - bare letter; "B. ..." ; exactly one "The answer is X." match.
@@ -15,8 +21,12 @@ prediction says which rule decided it. Nothing is guessed: when no step applies 
   (A-Z then a dot, no space needed; lmms-eval's `isupper()` also takes non-ASCII capitals, never right).
 - `MMMU`: the official MMMU parse_multi_choice_response (without its random fallback).
 - `MMMU_LMMS`: lmms-eval's variant of it (its "X " and "X." passes).
-- `AI2D_LMMS`: lmms-eval's AI2D filter + exact match: a leading "B." gives its letter, else the raw reply
-  must be one letter once punctuation is removed (case ignored, whitespace kept: " B" is no answer).
+- `AI2D_LMMS`: lmms-eval's AI2D filter + exact match: a leading "B." gives its letter, else the reply must
+  be one letter once punctuation is removed (case ignored).
+
+The steps see the reply as the protocol processed it: both protocols strip every reply first (LLaVA's
+loader strips the decoded text; lmms-eval 0.7.3 strips each reply before `process_results`), so " B\n" is
+"B" everywhere.
 - `MMSTAR`: MMStar's own rule (lmms-eval up to v0.7.1): the lower-cased, stripped reply's first character,
   or the letter after "(", "option " or "the answer is " at its start.
 """
@@ -53,6 +63,13 @@ def lone_letter(output: str, options: Options) -> str | None:
     """The whole output is one option letter, possibly wrapped: "B", "B.", "(B)", "B)", "**B**", "[B]"."""
     m = re.fullmatch(r"[\s(\[*]*([A-Z])[\s)\].:*]*", output)
     return m.group(1) if m and m.group(1) in options else None
+
+
+def first_line_letter(output: str, options: Options) -> str | None:
+    """The first line is one option letter, possibly wrapped, and an explanation follows on later lines:
+    "B\n\nThere are two dogs.", "**B**\nbecause ...", "(C)\n..."."""
+    first, newline, _ = output.strip().partition("\n")
+    return lone_letter(first, options) if newline else None
 
 
 def leading_letter(output: str, options: Options) -> str | None:
@@ -110,6 +127,39 @@ def option_text(output: str, options: Options) -> str | None:
 def _whole(text: str) -> str:
     """A pattern for `text` as whole words: "no" is not found in "not sure" or "none"."""
     return r"(?<!\w)" + re.escape(text) + r"(?!\w)"
+
+
+VLMEVAL_MARKS = str.maketrans({c: " " for c in ".()[],:;!*#{}"})
+VLMEVAL_REFUSALS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
+REFUSED = "Z"  # VLMEvalKit's answer for a refusal: never an option, so always wrong
+
+
+def vlmeval_option(output: str, options: Options) -> str | None:
+    """VLMEvalKit `can_infer_option`: a refusal phrase -> Z; else with `.()[],:;!*#{}` as spaces and the
+    reply split on whitespace, the one option letter among the words (case-sensitive; two different
+    letters -> none), or Z when no letter but a lone "Z" word is there."""
+    if "Failed to obtain answer via API" in output:
+        return None
+    if any(refusal in output for refusal in VLMEVAL_REFUSALS):
+        return REFUSED
+    words = output.translate(VLMEVAL_MARKS).split()
+    found = [letter for letter in options if letter in words]
+    if len(found) == 1:
+        return found[0]
+    return REFUSED if not found and REFUSED in words else None
+
+
+def vlmeval_text(output: str, options: Options) -> str | None:
+    """VLMEvalKit `can_infer_text`: exactly one option's lower-cased text is a substring of the lower-cased
+    reply (no word boundaries, no length limit)."""
+    text = output.lower()
+    found = [letter for letter, value in options.items() if str(value).lower() in text]
+    return found[0] if len(found) == 1 else None
 
 
 def exact_letter(output: str, options: Options) -> str | None:
@@ -249,7 +299,10 @@ class Chain:
         return Parsed(None, "unparsed")
 
 
-GENERAL = Chain("general", (lone_letter, answer_phrase, leading_letter, lone_token, option_text))
+GENERAL = Chain(
+    "general", (lone_letter, answer_phrase, first_line_letter, leading_letter, lone_token, option_text)
+)
+MMBENCH = Chain("mmbench", (vlmeval_option, vlmeval_text))
 EXACT_LETTER = Chain("exact_letter", (exact_letter,))
 FIRST_CHAR = Chain("first_char", (first_char,))
 SQA_LLAVA = Chain("sqa_llava", (sqa_bare_letter, sqa_letter_dot, sqa_answer_is))

@@ -40,13 +40,11 @@ def option_match(chain: Callable[[str, Mapping[str, str]], Parsed]) -> Callable[
 
 def vqa_match(rule: Callable[[str, Sequence[str]], tuple[str, float]]) -> Callable[[str, Sample], Scored]:
     """A VQA scorer: `rule` (a `scoring.vqa` accuracy such as `vqa_official`) compares the output with the
-    annotators' answers in `sample.meta["answers"]`. The answer recorded is the prediction as compared. An
-    empty reply is unparsed (and wrong); any other reply gets the official score as computed, even one that
-    normalisation empties ("A" -> "", which matches annotators who answered "a")."""
+    annotators' answers in `sample.meta["answers"]`. The answer recorded is the prediction as compared.
+    Every reply gets the official score as computed, an empty one too: the reference evaluations compare
+    "" with the processed answers, so it earns credit where annotators answered "the" or "a"."""
 
     def score(output: str, sample: Sample) -> Scored:
-        if not output.strip():
-            return Scored(None, 0.0, "unparsed")
         compared, accuracy = rule(output, sample.meta["answers"])
         return Scored(compared, accuracy, rule.__name__)
 

@@ -88,7 +88,7 @@ def test_back_reference_to_a_missing_index(tmp_path: Path) -> None:
 def test_unterminated_quote_and_missing_columns(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"open\.tsv:3: unterminated quoted cell"):
         read_tsv(write(tmp_path, f'index\thint\timage\n0\tok\t{b64(RED)}\n1\t"never closed\t0\n', "open.tsv"))
-    with pytest.raises(InputError, match=r"cols\.tsv: needs columns 'index' and 'image'"):
+    with pytest.raises(InputError, match=r"cols\.tsv:1: no 'index', 'image' column in the header"):
         read_tsv(write(tmp_path, "idx\tquestion\n0\tq\n", "cols.tsv"))
     with pytest.raises(InputError, match=r"file not found: .*nope\.tsv"):
         read_tsv(tmp_path / "nope.tsv")

@@ -158,7 +158,7 @@ def _count_tokens(text: str) -> int:
 class Fault:
     """A planned fault: an error status, or a stall (then a normal reply), for ``times`` matching calls."""
 
-    kind: str  # "error" or "stall"
+    kind: str  # "error", "stall", "raw" (a 200 with this body) or "trickle" (a reply sent slowly)
     times: int | None = 1  # None: forever
     status: int = 500
     message: str | None = None
@@ -166,6 +166,8 @@ class Fault:
     seconds: float = 0.0
     retry_after_ms: int | None = None
     predicate: Predicate | None = None
+    body: bytes = b""  # "raw": the body sent as it is
+    content_type: str = "application/json"
 
     def matches(self, body: Body) -> bool:
         """Whether this fault applies to ``body`` (a raising predicate counts as no match)."""
@@ -222,6 +224,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         owner = self.server.owner
+        with owner._lock:
+            owner.model_list_calls += 1
+        if owner._wait(owner.models_latency):
+            self.close_connection = True
+            return
         if path == MODELS_PATH:
             self._send_json(200, {"object": "list", "data": [_model_entry(m) for m in owner.models]})
         elif path.startswith(MODELS_PATH + "/"):
@@ -242,6 +249,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.owner._handle_chat(self, raw)
 
     # ----------------------------------------------------------------- I/O helpers
+
+    def _send_raw(self, status: int, body: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+
+    def _send_trickle(self, payload: Body, seconds_per_byte: float, owner: FakeOpenAIServer) -> None:
+        """A 200 JSON reply whose body comes one byte every `seconds_per_byte` (a slow or broken proxy)."""
+        data = json.dumps(payload).encode("utf-8")
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for i in range(len(data)):
+                if owner._wait(seconds_per_byte):
+                    break
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            pass
+        self.close_connection = True
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -297,6 +333,8 @@ class FakeOpenAIServer:
     ) -> None:
         self.reply: Callable[[Body], str] = reply or echo_last_user_text
         self.latency = latency
+        self.models_latency = 0.0  # seconds before GET /v1/models answers (a server still starting)
+        self.model_list_calls = 0
         self.models: list[str] = list(models or ["fake-vlm"])
         self.api_key = api_key
         self.retry_after_ms = retry_after_ms
@@ -401,6 +439,22 @@ class FakeOpenAIServer:
         self._add(
             Fault("error", times, status, message, code, retry_after_ms=retry_after_ms, predicate=predicate)
         )
+
+    def raw_next(
+        self,
+        body: bytes,
+        times: int | None = 1,
+        *,
+        content_type: str = "application/json",
+        predicate: Predicate | None = None,
+    ) -> None:
+        """Answer the next ``times`` chat requests with HTTP 200 and ``body`` as it is (invalid JSON, bytes
+        that are not UTF-8, an HTML page from a proxy)."""
+        self._add(Fault("raw", times, 200, body=body, content_type=content_type, predicate=predicate))
+
+    def trickle_next(self, seconds_per_byte: float, times: int | None = 1) -> None:
+        """Send the next ``times`` replies one byte every ``seconds_per_byte``."""
+        self._add(Fault("trickle", times, seconds=seconds_per_byte))
 
     def stall_next(self, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` responses for ``seconds`` (interruptible by ``stop()``), then reply."""
@@ -546,6 +600,9 @@ class FakeOpenAIServer:
         if fault is not None and fault.kind == "stall" and self._wait(fault.seconds):
             handler.close_connection = True  # stopping: drop the connection without replying
             return
+        if fault is not None and fault.kind == "raw":
+            handler._send_raw(200, fault.body, fault.content_type)
+            return
         if fault is not None and fault.kind == "error":
             retry_ms = fault.retry_after_ms if fault.retry_after_ms is not None else self.retry_after_ms
             extra = {"retry-after-ms": str(retry_ms)} if fault.status == 429 or fault.status >= 500 else {}
@@ -563,26 +620,27 @@ class FakeOpenAIServer:
             return
         prompt_tokens = sum(_count_tokens(t) for t in text_parts(body)) + 85 * len(image_urls(body))
         completion_tokens = _count_tokens(content)
-        handler._send_json(
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model") or self.models[0],
-                "system_fingerprint": "fp_fake",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+        payload = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.models[0],
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             },
-        )
+        }
+        if fault is not None and fault.kind == "trickle":
+            handler._send_trickle(payload, fault.seconds, self)
+            return
+        handler._send_json(200, payload)

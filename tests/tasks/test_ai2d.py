@@ -49,7 +49,12 @@ def test_prompt_is_the_same_for_both_protocols(tmp_path: Path) -> None:
 # (output, llava (answer, score, rule), lmms-eval (answer, score, rule)) for question "1" (target C)
 SCORED = [
     ("C", ("C", 1.0, "lone_letter"), ("C", 1.0, "lmms_exact_letter")),
-    (" C", ("C", 1.0, "lone_letter"), (None, 0.0, "unparsed")),  # llava strips; lmms-eval keeps the space
+    # both strip the reply first (LLaVA's loader; lmms-eval 0.7.3 before process_results)
+    (" C", ("C", 1.0, "lone_letter"), ("C", 1.0, "lmms_exact_letter")),
+    ("C\n", ("C", 1.0, "lone_letter"), ("C", 1.0, "lmms_exact_letter")),
+    ("\nC", ("C", 1.0, "lone_letter"), ("C", 1.0, "lmms_exact_letter")),
+    # lmms-eval removes the reasoning block first; llava reads the reply as it is
+    ("<think>The answer is B? No.</think> C", ("B", 0.0, "answer_phrase"), ("C", 1.0, "lmms_exact_letter")),
     ("C. lives in", ("C", 1.0, "leading_letter"), ("C", 1.0, "lmms_letter_dot")),
     ("(c)", (None, 0.0, "unparsed"), ("C", 1.0, "lmms_exact_letter")),  # lower-case: no GENERAL form
     ("The answer is C", ("C", 1.0, "answer_phrase"), (None, 0.0, "unparsed")),

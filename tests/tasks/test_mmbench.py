@@ -66,7 +66,7 @@ def test_file_passes_are_used_as_they_are(tmp_path: Path) -> None:
     assert (s.meta["index"], s.meta["g_index"], s.meta["pass"]) == (1000002, 2, 1)
     assert s.meta["l2_category"] == "finegrained_perception (instance-level)"  # read from `L2-category`
     assert samples["0"].meta["hint"] == "Look at the picture.\nIt has one colour."
-    assert samples["1"].meta["hint"] == "" and samples["1"].meta["options"] == {"A": "red", "B": "blue"}
+    assert samples["1"].meta["hint"] is None and samples["1"].meta["options"] == {"A": "red", "B": "blue"}
 
 
 def test_generated_passes_match_the_file_convention(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_test_file_without_answers_and_the_other_files(tmp_path: Path) -> None:
     assert (
         cc["1000001"].meta["options"] == {"A": ZH["blue"], "B": ZH["yellow"]} and cc["1000001"].target == "B"
     )
-    assert cc["0"].meta["hint"] == cc["0"].meta["l2_category"] == ""
+    assert cc["0"].meta["hint"] is None and cc["0"].meta["l2_category"] == ""
 
 
 def test_bad_rows_name_file_and_line(tmp_path: Path) -> None:
@@ -357,7 +357,7 @@ def test_run_and_export_through_a_server(tmp_path: Path) -> None:
         "unparsed": 1, "failed": 0,
     })  # fmt: skip
     records = {r["id"]: r for r in load_jsonl(run / "predictions.jsonl")}
-    assert records["3000000"]["answer"] == "C" and records["3000000"]["parse"] == "answer_phrase"
+    assert records["3000000"]["answer"] == "C" and records["3000000"]["parse"] == "vlmeval_option"
     assert records["1000002"]["answer"] == "C" and records["1000001"]["parse"] == "unparsed"
 
     rescored = evalkit("score", "--task", "mmbench_en_dev", "--predictions", str(run / "predictions.jsonl"),

@@ -126,23 +126,26 @@ SCORED = [
     ("validation_Accounting_2", "(A) $5", ("A", 1.0, "mmmu_official"), ("A", 1.0, "mmmu_lmms")),
     ("validation_Accounting_2", "A.$5", (None, 0.0, "unparsed"), ("A", 1.0, "mmmu_lmms")),  # "X." pass
     ("validation_Accounting_2", "I cannot tell", (None, 0.0, "unparsed"), (None, 0.0, "unparsed")),
-    # open questions: the official rules under llava; under lmms-eval never right (its 0.7.2 code compares
-    # the characters of one candidate with the gold), the candidates kept
-    (
-        "validation_Accounting_1",
-        "The total revenue is $1,000.",
-        ("1000.0", 1.0, "open_number"),
-        ("1000.0", 0.0, "lmms_eval_open"),
-    ),
-    ("validation_Accounting_1", "100", ("100.0", 0.0, "open_number"), ("100.0", 0.0, "lmms_eval_open")),
-    ("validation_Math_1", "x = 3.5", ("3.5", 1.0, "open_number"), ("3.5", 0.0, "lmms_eval_open")),
+    # open questions: the official rules under both protocols (lmms-eval 0.7.3 fixed 0.7.2's never-right
+    # open questions); they differ on a gold written as a list in a string, which lmms-eval does not parse
+    ("validation_Accounting_1", "The total revenue is $1,000.", ("1000.0", 1.0, "open_number"), None),
+    ("validation_Accounting_1", "100", ("100.0", 0.0, "open_number"), None),
+    ("validation_Math_1", "x = 3.5", ("3.5", 1.0, "open_number"), None),
     (
         "validation_Math_2",
         "It is the Pythagorean theorem.",
         ("the pythagorean theorem", 1.0, "open_text"),
-        ("the pythagorean theorem", 0.0, "lmms_eval_open"),
+        None,
     ),
-    ("validation_Math_3", "24/7", ("24/7", 1.0, "open_text"), ("24/7", 0.0, "lmms_eval_open")),
+    # gold "['24/7', '3.429']": llava reads the list; lmms-eval compares the whole string with the candidates
+    # "24/7", 24.0 and 7.0 (the numbers in the reply), none of which contains it
+    ("validation_Math_3", "24/7", ("24/7", 1.0, "open_text"), ("24/7 | 24.0 | 7.0", 0.0, "open_number")),
+    (
+        "validation_Math_3",
+        "about 3.429",
+        ("3.43", 1.0, "open_number"),
+        ("about 3.429 | 3.43", 0.0, "open_number"),
+    ),
     ("validation_Math_3", "", (None, 0.0, "unparsed"), None),
 ]
 
@@ -152,6 +155,39 @@ def test_scoring_per_protocol(
     tmp_path: Path, sid: str, output: str, llava: tuple, lmms: tuple | None
 ) -> None:
     sample = _samples(tmp_path)[sid]
+    for protocol, expected in (("llava", llava), ("lmms-eval", lmms or llava)):
+        p = make_prediction(MMMU, MMMU.variant(protocol), PROTOCOLS[protocol], sample, "", output)
+        assert (p.answer, p.score, p.parse) == expected, protocol
+
+
+@pytest.mark.parametrize(
+    ("answer_list", "target", "output", "llava", "lmms"),
+    [
+        # a snapshot storing the golds as a list: each item is accepted under both protocols
+        (["24", "24.0"], "['24', '24.0']", "24", ("24.0", 1.0, "open_number"), ("24.0", 1.0, "open_number")),
+        (
+            ["Paris", "paris city"],
+            "['Paris', 'paris city']",
+            "It is Paris.",
+            ("paris", 1.0, "open_text"),
+            None,
+        ),
+        # the same golds written as a string: llava parses the list, lmms-eval 0.7.3 does not
+        (None, "['24', '24.0']", "24", ("24.0", 1.0, "open_number"), ("24.0", 0.0, "open_number")),
+    ],
+)
+def test_open_gold_as_a_list(
+    answer_list: list[str] | None, target: str, output: str, llava: tuple, lmms: tuple | None
+) -> None:
+    meta: dict[str, object] = {
+        "question_type": "open",
+        "options": {},
+        "subject": "Math",
+        "discipline": "Science",
+    }
+    if answer_list is not None:
+        meta["answer_list"] = answer_list
+    sample = Sample("validation_Math_9", (), "How many?", target, meta)
     for protocol, expected in (("llava", llava), ("lmms-eval", lmms or llava)):
         p = make_prediction(MMMU, MMMU.variant(protocol), PROTOCOLS[protocol], sample, "", output)
         assert (p.answer, p.score, p.parse) == expected, protocol

@@ -105,7 +105,7 @@ SCORES = [
     ("34604", "22", "22", 1.0, "n=4: a second answer with full credit"),
     ("34605", "Stop ahead", "stop ahead", 0.9, "'Stop Ahead!' processes to 'stop ahead': n=3"),
     ("34605", "The stop sign.", "stop sign", 0.0, "article dropped, still no match"),
-    ("34606", "", None, 0.0, "empty reply: unparsed"),
+    ("34606", "", "", 0.0, "empty reply: compared as '' (M4C does), no annotator gave it: 0"),
 ]
 
 
@@ -117,7 +117,7 @@ def test_m4c_scores(
     sample = _samples(tmp_path)[sid]
     scored = TEXTVQA.variant(protocol).score(output, sample)
     assert scored.answer == answer and scored.score == pytest.approx(expected), why
-    assert scored.parse == ("unparsed" if answer is None else "m4c")
+    assert scored.parse == "m4c"
 
 
 def test_aggregate_by_hand(tmp_path: Path) -> None:
@@ -128,6 +128,6 @@ def test_aggregate_by_hand(tmp_path: Path) -> None:
         make_prediction(TEXTVQA, variant, PROTOCOLS["llava"], by_id[sid], "", out)
         for sid, out in outputs.items()
     ]
-    # 1.0 + 0.9 + 1.0 + 0.9 + 0 (blank reply, unparsed) = 3.8 over 5 -> 76%
-    assert TEXTVQA.aggregate(records) == {"accuracy": 76.0, "unparsed": 1, "failed": 0}
+    # 1.0 + 0.9 + 1.0 + 0.9 + 0 (blank reply, scored as "": no annotator said it) = 3.8 over 5 -> 76%
+    assert TEXTVQA.aggregate(records) == {"accuracy": 76.0, "unparsed": 0, "failed": 0}
     assert records[0].meta["answers"] == list(textvqa_items()[0].answers)  # kept for re-scoring

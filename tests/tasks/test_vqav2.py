@@ -17,6 +17,7 @@ from evalkit.reports.exports import export_vqav2
 from evalkit.runner import make_prediction
 from tests.support.fixtures_vqa import (
     TEST2015_ORDER,
+    ten,
     vqav2_val_items,
     write_run,
     write_vqav2_parquet,
@@ -126,7 +127,7 @@ CASES = [
     ("1007", "no", "llava", "no", 0.9, "3 match: 3 see 2 -> 2/3; 7 see 3 -> 1; (2 + 7)/10 = 0.9"),
     ("1008", "Blue", "llava", "blue", 1.0, "'blue' x3 + 'Blue' x2 + 'the blue' = 6"),
     ("1008", "The.", "llava", "", 0.0, "empty once processed: an answer (wrong), not an unparsed reply"),
-    ("1008", "", "lmms-eval", None, 0.0, "empty reply: unparsed"),
+    ("1008", "", "lmms-eval", "", 0.0, "empty reply: compared as '' like any answer; nobody said it: 0"),
 ]  # fmt: skip
 
 
@@ -138,7 +139,31 @@ def test_accuracy_by_hand(
     assert scored.answer == answer, why
     assert scored.score == pytest.approx(score), why
     rule = "vqa_submission" if protocol == "llava" else "vqa_always_processed"
-    assert scored.parse == ("unparsed" if answer is None else rule)
+    assert scored.parse == rule
+
+
+# An empty reply on a question where some annotators' answers process to "" ("the", "a"): the reference
+# evaluations compare "" with the processed answers, so it earns their credit.
+EMPTY_CASES = [
+    # answers differ, so both sides are processed: "the" x2 -> "". The 2 matching annotators see 1 other
+    # -> 1/3; the 8 others see 2 -> 2/3: (2/3 + 16/3) / 10 = 0.6
+    (ten(("the", 2), ("white", 8)), "llava", 0.6),
+    (ten(("the", 2), ("white", 8)), "lmms-eval", 0.6),
+    # "a" x1 + "the" x3 = 4 match: each sees 3, the others 4 -> all 1
+    (ten(("a", 1), ("the", 3), ("white", 6)), "lmms-eval", 1.0),
+    # all ten "the": the official evaluation compares raw strings, "" != "the": 0 (LLaVA's path)
+    (ten(("the", 10)), "llava", 0.0),
+]
+
+
+@pytest.mark.parametrize(("answers", "protocol", "score"), EMPTY_CASES)
+def test_empty_reply_against_answers_that_process_to_nothing(
+    answers: tuple[str, ...], protocol: str, score: float
+) -> None:
+    sample = Sample("9001", (), "What colour is it?", "white", {"answers": list(answers)})
+    for reply in ("", "  "):
+        scored = VAL.variant(protocol).score(PROTOCOLS[protocol].process(reply), sample)
+        assert (scored.answer, scored.score) == ("", pytest.approx(score))
 
 
 def predict(task_name: str, samples: dict[str, Sample], replies: dict, protocol: str) -> list:
