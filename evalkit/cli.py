@@ -229,6 +229,8 @@ def run(
     check_dtype(dtype or spec.options.get("dtype"))
     for t in task_list:
         t.variant(chosen.name)
+    root = _data_root(data_root)
+    datasets = load_all(task_list, root)  # every task's data, before any judge or model is asked
     the_judge = _judge(
         judge,
         judge_base_url,
@@ -243,8 +245,6 @@ def run(
         raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
     if the_judge is not None and (judge_matcher or any(t.judged for t in task_list)):
         the_judge.preflight()
-    root = _data_root(data_root)
-    datasets = load_all(task_list, root)
     size = _batch_size(batch_size)
     factory = backend_factory(
         spec,
@@ -446,10 +446,10 @@ def export(
     out_path: Annotated[Path, typer.Option("--out", help="output folder or file")] = Path("export"),
     data_root: Annotated[
         Path | None,
-        typer.Option(help="vqav2/vizwiz: data root holding the test question files (default: the run's)"),
+        typer.Option(help="data root holding the benchmark's question files (default: the run's)"),
     ] = None,
     allow_missing: Annotated[
-        bool, typer.Option(help="vqav2/vizwiz: export unanswered test questions blank instead of stopping")
+        bool, typer.Option(help="export questions without an answer (not run, failed) instead of stopping")
     ] = False,
 ) -> None:
     """Write a benchmark's submission or cross-check file from prediction records."""
@@ -459,7 +459,7 @@ def export(
 
     writer = {
         ExportKind.mme: export_mme,
-        ExportKind.mmbench: export_mmbench,
+        ExportKind.mmbench: partial(export_mmbench, data_root=data_root, allow_missing=allow_missing),
         ExportKind.vqav2: partial(export_vqav2, data_root=data_root, allow_missing=allow_missing),
         ExportKind.vizwiz: partial(export_vizwiz, data_root=data_root, allow_missing=allow_missing),
         ExportKind.mmvet: partial(export_mmvet, data_root=data_root, allow_missing=allow_missing),

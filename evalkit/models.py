@@ -100,7 +100,7 @@ def resolve_model(model: str) -> ModelSpec:
         path = configs[model]
         try:
             cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: malformed YAML ({exc})") from exc
         backend = cfg.get("backend", "hf")
         target = cfg.get("checkpoint") or cfg.get("model")

@@ -169,7 +169,14 @@ def rescore_file(
         predictions = judge_records(task, predictions, judge)
     elif judge is not None and matcher:
         predictions = match_unparsed(predictions, judge)
-    return Rescored(task, chosen, path, predictions, task.aggregate_for(chosen.name)(predictions))
+    try:
+        metrics = task.aggregate_for(chosen.name)(predictions)
+    except KeyError as exc:  # the scorer coped, the aggregation needs metadata another task's records lack
+        raise InputError(
+            f"{path}: these are not {task.name} records (their metadata lacks {exc}); give the --task their "
+            "run was made for"
+        ) from None
+    return Rescored(task, chosen, path, predictions, metrics)
 
 
 def write_rescored(result: Rescored, output: Path) -> None:

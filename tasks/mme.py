@@ -15,7 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.data.images import ImageRef, file_ref
-from evalkit.data.readers import Dataset, Sample, fingerprint, read_benchmark, read_parquet_rows
+from evalkit.data.readers import (
+    Dataset,
+    Sample,
+    fingerprint,
+    read_benchmark,
+    read_parquet_rows,
+    read_text_lines,
+)
 from evalkit.errors import InputError
 from evalkit.protocols import SHORT
 from evalkit.records import Prediction
@@ -42,7 +49,7 @@ def _sample(
 def _question_lines(txt: Path) -> list[tuple[str, str]]:
     """The (question, Yes|No) lines of one image's txt file; a malformed line names file and line."""
     pairs = []
-    for number, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in read_text_lines(txt):
         if not line.strip():
             continue
         fields = line.split("\t")

@@ -166,5 +166,6 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="total",
+    exports=("mmvet",),
     judged=Judged(request, parse_grade, float, tries=5, on_failure="zero"),
 )

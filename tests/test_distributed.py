@@ -75,3 +75,19 @@ def test_torchrun_two_ranks_equal_one_process(tmp_path: Path) -> None:
             for name in ("single", "dp")
         ]
         assert metrics[0] == metrics[1]
+
+    # another run holding the folder: rank 0 is refused the lock and tells rank 1, so both stop (no rank
+    # waits for ever at a barrier)
+    from evalkit.fs import FolderLock
+
+    with FolderLock(tmp_path / "out" / "dp" / "mme"):
+        busy = subprocess.run(
+            [*torchrun, "-m", "evalkit.cli", "run", *common, "--name", "dp"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
+    assert busy.returncode != 0
+    assert busy.stderr.count("is in use by another evalkit run") == 2, busy.stderr[-3000:]

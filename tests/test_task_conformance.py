@@ -59,6 +59,16 @@ def test_task_conformance(name: str, protocol: str, tmp_path: Path) -> None:
     # deliberate exceptions: the named samples above
     expected = [r for r in scored if (name, protocol, r.id) not in UNSCORABLE_TARGETS]
     assert all(r.score == 1.0 for r in expected), "the target must score right"
+    # both protocols strip replies before parsing (LLaVA's loader, lmms-eval's process_results), so the
+    # target with whitespace or a newline around it reads the same, and a reasoning block before it is
+    # removed under lmms-eval
+    by_id = {s.id: s for s in samples}
+    padded = [" {}\n", "\n{}", "{}\n\n"] + (["<think>hmm</think>\n{}"] if protocol == "lmms-eval" else [])
+    for r in expected:
+        for form in padded:
+            s = by_id[r.id]
+            again = make_prediction(task, variant, PROTOCOLS[protocol], s, "", form.format(s.target))
+            assert (again.answer, again.score) == (r.answer, r.score), (r.id, form)
     metrics = task.aggregate(records)
     assert metrics["unparsed"] == 0 and metrics["failed"] == 0
     assert task.primary_for(protocol) in metrics or not scored

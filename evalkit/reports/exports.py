@@ -1,20 +1,56 @@
-"""Submission and cross-check files written from prediction records (never by rerunning a model)."""
+"""Submission and cross-check files written from prediction records (never by rerunning a model).
+
+Each export first checks that the folder holds a run of a task that offers it (its manifest or metrics
+names the task), and every file is written atomically: a kill leaves the old file or the new one.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from pathlib import Path
 
 from evalkit.errors import InputError
-from evalkit.records import METRICS, PREDICTIONS, Prediction, read_predictions, read_run_record
+from evalkit.fs import atomic_output, atomic_write
+from evalkit.records import (
+    MANIFEST,
+    METRICS,
+    PREDICTIONS,
+    Manifest,
+    Prediction,
+    read_predictions,
+    read_run_record,
+)
 from evalkit.scoring.vqa import evalai_process
 
 
-def read_run_predictions(run_task_dir: Path) -> list[Prediction]:
+def run_task_name(run_task_dir: Path) -> str | None:
+    """The task a run folder holds, as its manifest.json (else metrics.json) records it."""
+    if (manifest := run_task_dir / MANIFEST).exists():
+        try:
+            return Manifest.model_validate_json(manifest.read_bytes()).task
+        except ValueError as exc:
+            raise InputError(f"{manifest}: not an evalkit manifest ({exc.__class__.__name__})") from None
+    if (metrics := run_task_dir / METRICS).exists():
+        return read_run_record(metrics).task
+    return None
+
+
+def read_run_predictions(run_task_dir: Path, kind: str | None = None) -> list[Prediction]:
+    """The run's records; with `kind`, the folder must hold a run of a task that offers that export."""
     path = run_task_dir / PREDICTIONS
     if not path.exists():
         raise InputError(f"{path}: not found (give a run's task folder, e.g. results/<model>/mme)")
+    if kind is not None:
+        from evalkit.registry import all_tasks
+
+        offering = sorted(t.name for t in all_tasks().values() if kind in t.exports)
+        task = run_task_name(run_task_dir)
+        if task is not None and task not in offering:
+            raise InputError(
+                f"{run_task_dir}: holds a {task} run; `export {kind}` takes a run of {', '.join(offering)}"
+            )
     return read_predictions(path)
 
 
@@ -29,7 +65,7 @@ def export_mme(run_task_dir: Path, out: Path) -> list[Path]:
     image stay adjacent, as the tool pairs consecutive lines; the prediction is the stripped reply on one
     line. Samples that failed are written with an empty prediction (the tool counts them wrong).
     """
-    predictions = read_run_predictions(run_task_dir)
+    predictions = read_run_predictions(run_task_dir, "mme")
     by_subtask: dict[str, list[Prediction]] = defaultdict(list)
     for p in predictions:
         if "image_id" not in p.meta or "category" not in p.meta:
@@ -51,7 +87,7 @@ def export_mme(run_task_dir: Path, out: Path) -> list[Path]:
             for p in preds
         ]
         path = out / f"{subtask}.txt"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write(path, "\n".join(lines) + "\n")
         written.append(path)
     return written
 
@@ -60,9 +96,13 @@ XLSX_CELL_MAX = 32_767
 MMBENCH_FORMATS = (".xlsx", ".tsv")
 
 
-def _mmbench_table(run_task_dir: Path) -> tuple[list[str], list[list[str]]]:
+def _mmbench_table(
+    run_task_dir: Path, data_root: Path | None, allow_missing: bool
+) -> tuple[list[str], list[list[str]]]:
     """Header and one row per pass (circular copies included, in index order) from MMBench records."""
-    predictions = read_run_predictions(run_task_dir)
+    predictions = read_run_predictions(run_task_dir, "mmbench")
+    if not allow_missing:
+        _mmbench_complete(run_task_dir, {p.id: p for p in predictions}, data_root)
     for p in predictions:
         if "g_index" not in p.meta or "options" not in p.meta:
             raise InputError(f"{run_task_dir}: record {p.id!r} is not an MMBench record")
@@ -80,7 +120,25 @@ def _mmbench_table(run_task_dir: Path) -> tuple[list[str], list[list[str]]]:
     return header + (["answer"] if with_answer else []), rows
 
 
-def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
+def _mmbench_complete(run_task_dir: Path, predictions: dict[str, Prediction], data_root: Path | None) -> None:
+    """Refuse a file missing passes (a --limit run, failed samples): the server would score them wrong."""
+    from evalkit.registry import get_task
+
+    name = run_task_name(run_task_dir)
+    if name is None:
+        raise InputError(
+            f"{run_task_dir}: no manifest.json or metrics.json names the task, so whether every pass is "
+            "answered cannot be checked; pass --allow-missing to export the records as they are"
+        )
+    task = get_task(name)
+    folder = run_data_folder(run_task_dir, task.folder, data_root)
+    ids = [s.id for s in task.load(folder).samples]
+    _unanswered(run_task_dir, ids, predictions, f"{task.name} passes")
+
+
+def export_mmbench(
+    run_task_dir: Path, out: Path, data_root: Path | None = None, allow_missing: bool = False
+) -> list[Path]:
     """The file the MMBench server takes: `.xlsx` (every cell but the numeric index is text, so "=A1" stays
     a string) or `.tsv`, chosen by `out`'s suffix; a folder gets `<task>.xlsx`. Columns index, question,
     hint, A-D (E when any question has it), prediction (the raw reply), category, l2-category, split
@@ -90,12 +148,9 @@ def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
         out = out / f"{run_task_dir.name}.xlsx"
     if out.suffix.lower() not in MMBENCH_FORMATS:
         raise InputError(f"{out}: the MMBench export is .xlsx or .tsv")
-    header, rows = _mmbench_table(run_task_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    header, rows = _mmbench_table(run_task_dir, data_root, allow_missing)
     if out.suffix.lower() == ".tsv":
-        import csv
-
-        with out.open("w", encoding="utf-8", newline="") as f:
+        with atomic_output(out) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, delimiter="\t", lineterminator="\n")
             writer.writerows([header, *rows])
         return [out]
@@ -116,7 +171,8 @@ def export_mmbench(run_task_dir: Path, out: Path) -> list[Path]:
                 continue
             cell = sheet.cell(row=r, column=c, value=ILLEGAL_CHARACTERS_RE.sub("", value))
             cell.data_type = "s"  # never a formula or an error code, whatever the text starts with
-    book.save(out)
+    with atomic_output(out) as tmp:
+        book.save(tmp)
     return [out]
 
 
@@ -133,6 +189,7 @@ def run_data_folder(run_task_dir: Path, folder: str, data_root: Path | None) -> 
                 "(finish the run with the same command, or give --data-root DIR)"
             )
         path = Path(read_run_record(metrics).data.path)
+        path = path.parent if path.is_file() else path  # a benchmark read from one file (an MMBench TSV)
     if not path.is_dir():
         raise InputError(f"{path}: data folder not found (give --data-root DIR, the root holding {folder}/)")
     return path
@@ -141,8 +198,7 @@ def run_data_folder(run_task_dir: Path, folder: str, data_root: Path | None) -> 
 def _write_json(out: Path, default_name: str, entries: object) -> list[Path]:
     """`out`, or `out/<default_name>.json` when `out` has no suffix (a folder)."""
     path = out if out.suffix else out / f"{default_name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entries), encoding="utf-8")
+    atomic_write(path, json.dumps(entries))
     return [path]
 
 
@@ -177,7 +233,7 @@ def export_vqav2(
     folder = run_data_folder(run_task_dir, "vqav2", data_root)
     ids = test2015_question_ids(folder)
     known = set(ids)
-    predictions = {p.id: p for p in read_run_predictions(run_task_dir)}
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir, "vqav2")}
     for pid in predictions:
         if not pid.isdigit() or int(pid) not in known:
             raise InputError(
@@ -201,8 +257,8 @@ def export_vizwiz(
     from evalkit.registry import get_task
 
     task = get_task("vizwiz_test")
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir, "vizwiz")}
     samples = task.load(run_data_folder(run_task_dir, task.folder, data_root)).samples
-    predictions = {p.id: p for p in read_run_predictions(run_task_dir)}
     known = {s.id for s in samples}
     if stray := [i for i in predictions if i not in known]:
         raise InputError(
@@ -226,8 +282,8 @@ def export_mmvet(
     from evalkit.registry import get_task
 
     task = get_task("mmvet")
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir, "mmvet")}
     ids = [s.id for s in task.load(run_data_folder(run_task_dir, task.folder, data_root)).samples]
-    predictions = {p.id: p for p in read_run_predictions(run_task_dir)}
     if stray := [i for i in predictions if i not in set(ids)]:
         raise InputError(
             f"{run_task_dir}: record {stray[0]!r} is no MM-Vet question (export mmvet takes an mmvet run)"

@@ -399,8 +399,8 @@ def grader_text(name: str, packaged: str, env: str, placeholders: tuple[str, ...
     source = Path(custom).expanduser() if custom else files("evalkit").joinpath(packaged)
     try:
         text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{name} {source}: cannot read it ({exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name} {source}: cannot read it as UTF-8 text ({exc})") from exc
     if not text.strip():
         raise ConfigError(f"{name} {source}: the file is empty")
     if missing := [p for p in placeholders if "{" + p + "}" not in text]:

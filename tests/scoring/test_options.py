@@ -9,6 +9,7 @@ from evalkit.scoring.options import (
     EXACT_LETTER,
     FIRST_CHAR,
     GENERAL,
+    MMBENCH,
     MMMU,
     MMMU_LMMS,
     MMSTAR,
@@ -73,6 +74,11 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (GENERAL, "A: red is wrong; the answer is C", "C", "answer_phrase", "likewise"),
     (GENERAL, "b", None, "unparsed", "lower-case letters are not read (as VLMEvalKit)"),
     (GENERAL, "答案是B", None, "unparsed", "Chinese answer forms are left to the judge matcher"),
+    # GENERAL: a letter on its own first line, an explanation below
+    (GENERAL, "B\n\nThere are two pears in it.", "B", "first_line_letter", "letter, blank line, text"),
+    (GENERAL, "**C**\nThe sky is blue.", "C", "first_line_letter", "markdown bold on the first line"),
+    (GENERAL, "[A]\nred, so A", "A", "first_line_letter", "bracketed first line"),
+    (GENERAL, "B\nThe answer is C.", "C", "answer_phrase", "an explicit answer still beats the opener"),
     # EXACT_LETTER (LLaVA SEED): exact letter only
     (EXACT_LETTER, "A", "A", "exact_letter", "exact"),
     (EXACT_LETTER, "A.", None, "unparsed", "'A.' is wrong under LLaVA's SEED conversion"),
@@ -122,8 +128,9 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (AI2D_LMMS, "b. a green pear", None, "unparsed", "regex is case-sensitive; 'b a green pear' != 'b'"),
     (AI2D_LMMS, "(B)", "B", "lmms_exact_letter", "punctuation removed: 'b' == 'b'"),
     (AI2D_LMMS, "b", "B", "lmms_exact_letter", "case ignored"),
-    (AI2D_LMMS, " B", None, "unparsed", "whitespace is not stripped: ' b' != 'b'"),
-    (AI2D_LMMS, "B\n", None, "unparsed", "a trailing newline stays too"),
+    # the chain itself keeps whitespace; lmms-eval strips every reply before (Protocol.process)
+    (AI2D_LMMS, " B", None, "unparsed", "unstripped: ' b' != 'b'"),
+    (AI2D_LMMS, "B\n", None, "unparsed", "unstripped: a trailing newline stays"),
     (AI2D_LMMS, "The answer is B", None, "unparsed", "a sentence never equals a letter"),
     (AI2D_LMMS, "", None, "unparsed", "empty"),
     # MMSTAR (MMStar's rule, lmms-eval <= v0.7.1: lower, newlines to spaces, strip; right if p[0] == answer,
@@ -142,6 +149,42 @@ CASES: list[tuple[Chain, str, str | None, str, str]] = [
     (MMSTAR, "(", None, "unparsed", "nothing after the bracket (lmms-eval's IndexError -> 0)"),
     (MMSTAR, "", None, "unparsed", "empty"),
 ]
+
+
+# MMBENCH: VLMEvalKit's can_infer (98e3733f..c026693a), worked by hand from its code on these options
+ANIMALS = options_from(["cat", "dog", "bird", "fish"])
+MMBENCH_CASES: list[tuple[str, str | None, str, str]] = [
+    ("B", "B", "vlmeval_option", "one letter among the words"),
+    ("B.", "B", "vlmeval_option", "'.' becomes a space"),
+    ("B\n\nThere are two dogs in the image.", "B", "vlmeval_option", "one letter anywhere among the words"),
+    ("**B**", "B", "vlmeval_option", "'*' becomes a space"),
+    ("[A]", "A", "vlmeval_option", "brackets become spaces"),
+    ("(C)", "C", "vlmeval_option", "parentheses become spaces"),
+    ("Answer: B", "B", "vlmeval_option", "':' becomes a space"),
+    ("The answer is B", "B", "vlmeval_option", "one letter"),
+    ("B) dog", "B", "vlmeval_option", "')' becomes a space"),
+    ("Option B", "B", "vlmeval_option", "one letter"),
+    ("A dog", "A", "vlmeval_option", "'A' counts as the letter (the article check needs $VERBOSE)"),
+    ("A or B", None, "unparsed", "two letters; neither 'a or b' holds an option text"),
+    ("b", None, "unparsed", "letters are case-sensitive; 'b' holds no option text"),
+    ("The animal is a dog.", "B", "vlmeval_text", "lower-case 'a' is no letter; 'dog' is the one text"),
+    ("The answer is dog", "B", "vlmeval_text", "no letter word; the one option text"),
+    ("dogs and cats", None, "unparsed", "two option texts"),
+    ("Cannot determine the answer", "Z", "vlmeval_option", "a refusal phrase: Z, wrong"),
+    ("I cannot determine the answer", None, "unparsed", "the phrase is case-sensitive; no option text"),
+    ("Z", "Z", "vlmeval_option", "a lone Z word and no letter: Z"),
+    ("C\n", "C", "vlmeval_option", "split on any whitespace"),
+    ("E", None, "unparsed", "E is no option here"),
+    ("", None, "unparsed", "empty"),
+]
+
+
+@pytest.mark.parametrize(
+    ("output", "letter", "rule", "why"), MMBENCH_CASES, ids=[repr(c[0]) for c in MMBENCH_CASES]
+)
+def test_mmbench_official_matching(output: str, letter: str | None, rule: str, why: str) -> None:
+    parsed = MMBENCH(output, ANIMALS)
+    assert (parsed.label, parsed.rule) == (letter, rule), why
 
 
 @pytest.mark.parametrize(

@@ -273,7 +273,7 @@ def test_export_xlsx_and_tsv(tmp_path: Path) -> None:
         "split",
     ]
     header.append("answer")
-    (xlsx,) = export_mmbench(run, tmp_path / "out" / "sub.xlsx")
+    (xlsx,) = export_mmbench(run, tmp_path / "out" / "sub.xlsx", allow_missing=True)
     rows = read_xlsx(xlsx)
     assert [c.value for c in rows[0]] == header
     # one row per pass, in index order; the index a number (as LLaVA's converter writes it), the rest text
@@ -289,14 +289,14 @@ def test_export_xlsx_and_tsv(tmp_path: Path) -> None:
         "finegrained_perception (instance-level)", "dev", "C",
     ]  # fmt: skip
 
-    (tsv,) = export_mmbench(run, tmp_path / "out" / "sub.tsv")
+    (tsv,) = export_mmbench(run, tmp_path / "out" / "sub.tsv", allow_missing=True)
     frame = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
     assert list(frame.columns) == header
     assert frame.set_index("index").loc["2", "prediction"] == "答案是 A\tsecond\nline"
     assert frame.set_index("index").loc["3", "prediction"] == "B\x07"
     tsv_rows = [[v.replace("\x07", "") for v in r] for r in frame.itertuples(index=False)]
     assert tsv_rows == [table[r[0]] for r in tsv_rows]  # the same table, bar xlsx's dropped control character
-    (default,) = export_mmbench(run, tmp_path / "folder")
+    (default,) = export_mmbench(run, tmp_path / "folder", allow_missing=True)
     assert default == tmp_path / "folder" / "mmbench_en_dev.xlsx"
 
 
@@ -304,10 +304,10 @@ def test_export_without_answers_ccbench_and_limits(tmp_path: Path) -> None:
     write_en_test(tmp_path, answers=False)
     write_ccbench(tmp_path)
     test_run = write_run(tmp_path / "t", [predict(EN_TEST, s, "A") for s in load(EN_TEST, tmp_path).values()])
-    (xlsx,) = export_mmbench(test_run, tmp_path / "t.xlsx")
+    (xlsx,) = export_mmbench(test_run, tmp_path / "t.xlsx", allow_missing=True)
     assert "answer" not in [c.value for c in read_xlsx(xlsx)[0]]
     cc_run = write_run(tmp_path / "cc", [predict(CC, s, s.target) for s in load(CC, tmp_path).values()])
-    (cc_xlsx,) = export_mmbench(cc_run, tmp_path / "cc.xlsx")
+    (cc_xlsx,) = export_mmbench(cc_run, tmp_path / "cc.xlsx", allow_missing=True)
     rows = read_xlsx(cc_xlsx)
     cc_row = [str(rows[1][0].value)] + [c.value or "" for c in rows[1][1:]]
     assert cc_row[:8] == ["0", "这幅画的主色是什么？", "", "绿色", "红色", "蓝色", "黄色", "B"]
@@ -318,11 +318,11 @@ def test_export_without_answers_ccbench_and_limits(tmp_path: Path) -> None:
     with pytest.raises(
         InputError, match=r"40,000 characters, over xlsx's 32,767 per cell; export to a \.tsv"
     ):
-        export_mmbench(long_run, tmp_path / "long.xlsx")
-    (tsv,) = export_mmbench(long_run, tmp_path / "long.tsv")
+        export_mmbench(long_run, tmp_path / "long.xlsx", allow_missing=True)
+    (tsv,) = export_mmbench(long_run, tmp_path / "long.tsv", allow_missing=True)
     assert (pd.read_csv(tsv, sep="\t", dtype=str)["prediction"].str.len() == 40_000).all()
     with pytest.raises(InputError, match=r"\.xlsx or \.tsv"):
-        export_mmbench(long_run, tmp_path / "long.csv")
+        export_mmbench(long_run, tmp_path / "long.csv", allow_missing=True)
 
 
 # --- end to end --------------------------------------------------------------------------------------

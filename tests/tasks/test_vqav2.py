@@ -256,8 +256,11 @@ def test_export_of_a_partial_run_and_from_a_snapshot(root: Path, tmp_path: Path)
 
 def test_export_refuses_what_it_cannot_place(root: Path, tmp_path: Path) -> None:
     run = write_run(tmp_path / "val", "vqav2_val", root / "vqav2", {"1001": "yes"})
-    with pytest.raises(InputError, match=r"record '1001' is no VQAv2 test2015 question"):
+    with pytest.raises(InputError, match=r"holds a vqav2_val run; `export vqav2` takes a run of"):
         export_vqav2(run, tmp_path / "x.json")
+    (run / "metrics.json").unlink()  # no record of the task: the ids still tell
+    with pytest.raises(InputError, match=r"record '1001' is no VQAv2 test2015 question"):
+        export_vqav2(run, tmp_path / "x.json", data_root=root)
     run = write_run(tmp_path / "td", "vqav2_testdev", root / "vqav2", {"2001": "yes"})
     (run / "metrics.json").unlink()  # an unfinished run: where its data is must be given
     with pytest.raises(InputError, match=r"metrics\.json: not found.*--data-root"):
