@@ -220,7 +220,7 @@ def run(
     from evalkit.pipeline import LazyBackend
     from evalkit.protocols import get_protocol
     from evalkit.registry import parse_task_list
-    from evalkit.runner import RunSettings, run_task
+    from evalkit.runner import RunSettings, lock_tasks, run_task
 
     # everything that can be checked is checked before any folder is touched or any model loads
     spec = resolve_model(model)
@@ -274,7 +274,8 @@ def run(
 
     world = init_world()
     try:
-        with _progress(world.is_main) as bar:
+        locks = lock_tasks(task_list, settings, world)  # every task folder, before any model loads
+        with locks, _progress(world.is_main) as bar:
             bars: dict[str, object] = {}
 
             def progress(task_name: str, done: int, total: int) -> None:
@@ -415,8 +416,8 @@ def score(
     require_judge([the_task], the_judge)
     if judge_matcher and the_judge is None:
         raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
-    if the_judge is not None and (judge_matcher or the_task.judged):
-        the_judge.preflight()
+    # the judge is checked before its first request the cache cannot answer: re-scoring from the cache works
+    # offline
     result = rescore_file(the_task, predictions, protocol, root, the_judge, judge_matcher, strip_reasoning)
     if output is not None:
         write_rescored(result, output)

@@ -7,6 +7,7 @@ NCCL on GPUs (each rank on `cuda:LOCAL_RANK`), gloo on CPU (how the tests run it
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -33,6 +34,25 @@ class World:
             import torch.distributed as dist
 
             dist.barrier()
+
+    def on_main(self, action: Callable[[], object]) -> None:
+        """Run `action` on rank 0 alone; an evalkit error there is raised on every rank, so no rank is left
+        waiting at a barrier for one that stopped."""
+        if self.size == 1:
+            action()
+            return
+        from evalkit import errors
+
+        message: str | None = None
+        if self.is_main:
+            try:
+                action()
+            except errors.EvalkitError as exc:
+                message = f"{type(exc).__name__}:{exc}"
+        message = self.broadcast_text(message)
+        if message is not None:
+            kind, _, text = message.partition(":")
+            raise getattr(errors, kind, errors.ConfigError)(text)
 
     def broadcast_text(self, value: str | None) -> str | None:
         """Rank 0's text (or None) on every rank, sent as UTF-8 bytes in a tensor (no pickling)."""

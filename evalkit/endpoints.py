@@ -44,10 +44,15 @@ def _httpx() -> Any:
 PHASES = ("connect", "read", "write", "pool")  # httpx's timeout phases
 
 
-def http_client(total_timeout: float, **kwargs: Any) -> Any:
-    """An SDK HTTP client whose every request (one attempt; the SDK retries it as a new one) ends within
-    `total_timeout` seconds from start to last byte, even against a server that trickles its reply a byte
-    at a time, which per-read timeouts never stop."""
+DEADLINE = "evalkit_deadline"  # request extension: when the request must be complete (time.monotonic())
+
+
+def http_client(total_timeout: float, event_hooks: dict[str, list[Any]] | None = None, **kwargs: Any) -> Any:
+    """An SDK HTTP client whose every request (one attempt; the SDK retries it as a new one) is complete
+    within `total_timeout` seconds, even against a server that trickles its reply a byte at a time, which
+    per-read timeouts never stop. Done with event hooks, so the environment's proxy settings still apply:
+    each phase may take the total; once the headers are in, reads get only the time left, and the body is
+    cut when the deadline passes between chunks."""
     import openai
 
     httpx = _httpx()
@@ -67,37 +72,49 @@ def http_client(total_timeout: float, **kwargs: Any) -> Any:
         def close(self) -> None:
             self._stream.close()
 
-    class DeadlineTransport(httpx.HTTPTransport):  # type: ignore[misc, name-defined]
-        def handle_request(self, request: Any) -> Any:
-            deadline = time.monotonic() + total_timeout
-            timeouts = dict(request.extensions.get("timeout") or dict.fromkeys(PHASES))
-            request.extensions["timeout"] = {
-                key: total_timeout if value is None else min(value, total_timeout)
-                for key, value in timeouts.items()
-            }
-            response = super().handle_request(request)
-            if time.monotonic() > deadline:
-                response.close()
-                raise httpx.ReadTimeout(f"no reply within {total_timeout:g} s", request=request)
-            response.stream = DeadlineStream(response.stream, deadline, request)
-            return response
+    def start(request: Any) -> None:
+        request.extensions[DEADLINE] = time.monotonic() + total_timeout
+        timeouts = dict(request.extensions.get("timeout") or dict.fromkeys(PHASES))
+        request.extensions["timeout"] = {
+            key: total_timeout if value is None else min(value, total_timeout)
+            for key, value in timeouts.items()
+        }
 
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    return openai.DefaultHttpxClient(transport=DeadlineTransport(limits=limits), **kwargs)
+    def headers_in(response: Any) -> None:
+        request = response.request
+        deadline = request.extensions.get(DEADLINE)
+        if deadline is None:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            response.close()
+            raise httpx.ReadTimeout(f"no reply within {total_timeout:g} s", request=request)
+        request.extensions["timeout"]["read"] = left  # the body's reads: only the time that is left
+        response.stream = DeadlineStream(response.stream, deadline, request)
+
+    hooks = dict(event_hooks or {})
+    hooks["request"] = [start, *hooks.get("request", [])]
+    hooks["response"] = [headers_in, *hooks.get("response", [])]
+    return openai.DefaultHttpxClient(event_hooks=hooks, **kwargs)
 
 
 def completion_text(response: Any) -> tuple[str | None, str | None]:
     """(the reply text, None), or (None, why) when an HTTP 200 answer is no chat completion (an HTML page
-    from a proxy, a body without choices)."""
-    choices = getattr(response, "choices", None)
-    if not isinstance(response, BaseModel) or choices is None:
-        shown = " ".join(str(response).split())[:80]
-        return None, f"the endpoint's answer is not a chat completion: {shown!r}"
-    if not choices:
-        return None, "the endpoint returned no choices"
-    message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
-    return (content if isinstance(content, str) else ""), None
+    from a proxy, a body without choices, choices that are not messages)."""
+    try:
+        choices = getattr(response, "choices", None) if isinstance(response, BaseModel) else None
+        if not isinstance(choices, list):
+            shown = " ".join(str(response).split())[:80]
+            return None, f"the endpoint's answer is not a chat completion: {shown!r}"
+        if not choices:
+            return None, "the endpoint returned no choices"
+        message = getattr(choices[0], "message", None)
+        content = getattr(message, "content", None)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:  # an SDK model over odd JSON
+        return None, f"the endpoint's answer is not a chat completion ({type(exc).__name__})"
+    if not isinstance(message, BaseModel) or not (content is None or isinstance(content, str)):
+        return None, f"the endpoint's answer is not a chat completion (its first choice: {choices[0]!r:.80})"
+    return content or "", None
 
 
 BAD_BODY = (ValueError,)  # JSONDecodeError, UnicodeDecodeError: an HTTP 200 body that is not JSON text
@@ -120,5 +137,5 @@ def check_reachable(client: Any, what: str, url: str, secret: str | None, timeou
             raise ConfigError(
                 scrub(f"the {what} at {public_url(url)} refused the API key (HTTP {exc.status_code})", secret)
             ) from None
-    except BAD_BODY:
-        return  # an answer, if not a list of models
+    except Exception:  # an answer of some kind (not a list of models): a server is there
+        return

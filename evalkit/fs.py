@@ -11,19 +11,23 @@ gets.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from evalkit.errors import ConfigError, InputError, OutputError
+from evalkit.errors import ConfigError, OutputError
 
 LOCK_NAME = ".evalkit.lock"
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -90,18 +94,42 @@ class FolderBusy(ConfigError):
     """Another process holds the folder's lock."""
 
 
+# Locks this process holds, by folder: taking one again (a run locks every task up front, then each task as
+# it runs) only counts; flock itself would refuse a second open of the same file, even in one process.
+_HELD: dict[str, list[int]] = {}  # folder -> [fd, count]
+_HELD_LOCK = threading.Lock()
+NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}  # file systems without flock (some NFS, Lustre)
+
+
 class FolderLock:
     """Sole use of a folder while held: `flock` on `<folder>/.evalkit.lock`, released on `release()`, on
-    exit of a `with` block, or by the OS when the process dies."""
+    exit of a `with` block, or by the OS when the process dies. Re-entrant within a process."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / LOCK_NAME
-        self._fd: int | None = None
+        self._key: str | None = None
 
     def acquire(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.folder}: cannot write ({exc.strerror or exc})") from exc
+        key = os.path.realpath(self.folder)
+        with _HELD_LOCK:
+            if key in _HELD:
+                _HELD[key][1] += 1
+                self._key = key
+                return
+            fd = self._lock()
+            _HELD[key] = [fd, 1]
+            self._key = key
+
+    def _lock(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,19 +140,32 @@ class FolderLock:
                 "or give this run another --name or --output"
             ) from None
         except OSError as exc:
-            os.close(fd)
-            raise InputError(f"{self.path}: cannot lock the folder ({exc.strerror or exc})") from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_holder()).encode("utf-8"), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        fd, self._fd = self._fd, None
+            if exc.errno in NO_FLOCK:  # the file system cannot lock: go on, but say so
+                log.warning(
+                    "%s: this file system cannot lock files; nothing stops a second run here", self.path
+                )
+            else:
+                os.close(fd)
+                raise OutputError(f"{self.path}: cannot lock the folder ({exc.strerror or exc})") from exc
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
+            os.pwrite(fd, json.dumps(_holder()).encode("utf-8"), 0)
+        return fd
+
+    def release(self) -> None:
+        if self._key is None:
+            return
+        key, self._key = self._key, None
+        with _HELD_LOCK:
+            held = _HELD[key]
+            held[1] -= 1
+            if held[1] > 0:
+                return
+            del _HELD[key]
+        fd = held[0]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
     def __enter__(self) -> FolderLock:

@@ -8,6 +8,7 @@ is graded by the next run. Grades are kept in the record (`meta["grade"]`, and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from evalkit.errors import ConfigError
@@ -26,13 +27,23 @@ def require_judge(tasks: list[Task], judge: Judge | None) -> None:
         )
 
 
-def judge_records(task: Task, records: list[Prediction], judge: Judge) -> list[Prediction]:
-    """`records` with the pending ones graded (the others unchanged, in the same order)."""
+def _as_seen(record: Prediction, process: Callable[[str], str] | None) -> Prediction:
+    """The record as the judge is shown it: its reply processed as the protocol's parsers see it (reasoning
+    blocks removed where the protocol removes them); the stored record keeps the raw reply."""
+    return record if process is None else record.model_copy(update={"output": process(record.output)})
+
+
+def judge_records(
+    task: Task, records: list[Prediction], judge: Judge, process: Callable[[str], str] | None = None
+) -> list[Prediction]:
+    """`records` with the pending ones graded (the others unchanged, in the same order); `process` is the
+    protocol's reply processing (`Protocol.process`)."""
     spec = task.judged
     if spec is None:
         return records
     todo = [i for i, r in enumerate(records) if r.parse == PENDING_JUDGE and not r.failed]
-    results = ask_until_all(judge, [spec.request(records[i]) for i in todo], spec.parse, tries=spec.tries)
+    requests = [spec.request(_as_seen(records[i], process)) for i in todo]
+    results = ask_until_all(judge, requests, spec.parse, tries=spec.tries)
     graded = list(records)
     for i, (grade, replies, tries) in zip(todo, results, strict=True):
         last = replies[-1] if replies else None
@@ -109,7 +120,9 @@ def unmatched(records: list[Prediction]) -> int:
     )  # fmt: skip
 
 
-def match_unparsed(records: list[Prediction], judge: Judge) -> list[Prediction]:
+def match_unparsed(
+    records: list[Prediction], judge: Judge, process: Callable[[str], str] | None = None
+) -> list[Prediction]:
     """Records the rules left unparsed (multiple-choice or yes/no) matched by the judge: a matched letter or
     yes/no is scored against the target (rule "judge_matcher"); "none of these" stays unanswered and wrong
     ("judge_matcher_none"). The verdict is kept in `meta["matcher"]`; a reply whose verdict never reads
@@ -118,7 +131,7 @@ def match_unparsed(records: list[Prediction], judge: Judge) -> list[Prediction]:
         (i, r) for i, r in enumerate(records) if r.answer is None and r.parse == "unparsed" and not r.failed
     ]
     todo = [(i, kind) for i, r in unread if (kind := _matcher_kind(r))]
-    requests = [_matcher_request(records[i], kind) for i, kind in todo]
+    requests = [_matcher_request(_as_seen(records[i], process), kind) for i, kind in todo]
     out = list(records)
     for (i, kind), (verdict, replies, _) in zip(
         todo, ask_until_all(judge, requests, _verdict, tries=3), strict=True

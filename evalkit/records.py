@@ -130,7 +130,7 @@ def clean_text(text: str) -> tuple[str, int]:
     if not _SURROGATE.search(text):
         return text, 0
     fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return fixed, len(_SURROGATE.findall(text)) - len(_SURROGATE.findall(fixed))
+    return fixed, fixed.count("\ufffd") - text.count("\ufffd")  # a valid pair is joined, not replaced
 
 
 def _clean_value(value: Any, where: str, found: list[str]) -> Any:

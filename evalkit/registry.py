@@ -70,8 +70,10 @@ def task_groups() -> dict[str, tuple[str, ...]]:
     tasks = all_tasks()
     groups: dict[str, tuple[str, ...]] = {}
     for name, members in raw.items():
-        if name in tasks or not isinstance(members, list) or not members:
-            raise ConfigError(f"{source}: group {name!r} must be a new name with a list of tasks")
+        if name in tasks:  # a plugin task took the name: the task wins
+            continue
+        if not isinstance(members, list) or not members:
+            raise ConfigError(f"{source}: group {name!r} must be a list of tasks")
         if unknown := [m for m in members if m not in tasks]:
             raise ConfigError(f"{source}: group {name!r} names unknown task(s) {', '.join(unknown)}")
         groups[str(name)] = tuple(members)

@@ -8,7 +8,7 @@ which needs `--data-root`; ids shared by several questions (MME pairs) are told 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evalkit.data.readers import Sample
@@ -162,13 +162,18 @@ def rescore_file(
     manifest = run_manifest(path) if sniff_format(path) == "evalkit" else None
     if manifest is not None and manifest.task != task.name:
         raise InputError(f"{path}: these are {manifest.task} records (its manifest.json), not {task.name}")
-    chosen = get_protocol(protocol or default_protocol(path)).with_reasoning(strip_reasoning)
+    chosen = get_protocol(protocol or default_protocol(path))
+    if strip_reasoning is None and manifest and manifest.replies and manifest.protocol == chosen.name:
+        # as the run processed its replies (its own --strip-reasoning / --keep-reasoning)
+        recorded = manifest.replies["reasoning_tags"]
+        chosen = replace(chosen, reasoning_tags=tuple((str(a), str(b)) for a, b in recorded))
+    chosen = chosen.with_reasoning(strip_reasoning)
     samples = task.load(data_root / task.folder).samples if data_root is not None else None
     predictions = load_and_rescore(task, chosen, path, samples)
     if judge is not None and task.judged is not None:
-        predictions = judge_records(task, predictions, judge)
+        predictions = judge_records(task, predictions, judge, chosen.process)
     elif judge is not None and matcher:
-        predictions = match_unparsed(predictions, judge)
+        predictions = match_unparsed(predictions, judge, chosen.process)
     try:
         metrics = task.aggregate_for(chosen.name)(predictions)
     except KeyError as exc:  # the scorer coped, the aggregation needs metadata another task's records lack

@@ -8,6 +8,7 @@ has work. Under torchrun each rank runs its shard of the pending samples (`distr
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable
@@ -80,6 +81,8 @@ def select(dataset: Dataset, limit: int | None) -> list[Sample]:
     samples = dataset.samples if limit is None else dataset.samples[:limit]
     seen: set[str] = set()
     for s in samples:
+        if clean_text(s.id)[0] != s.id:  # an id no record could hold as it is: resume would never match it
+            raise InputError(f"{dataset.path}: sample id {s.id!r} holds text UTF-8 cannot encode")
         if s.id in seen:
             raise ConfigError(f"{dataset.path}: duplicate sample id {s.id!r}")
         seen.add(s.id)
@@ -134,6 +137,20 @@ def generation_settings(settings: RunSettings, variant: Variant) -> dict[str, ob
     }
 
 
+def lock_tasks(tasks: list[Task], settings: RunSettings, world: World = SINGLE) -> contextlib.ExitStack:
+    """Every task folder of the run locked before any model loads (in name order, so two runs asking for
+    the same tasks in different orders cannot each hold half): a run that would be refused at its third
+    task is refused at once. Released when the returned stack closes."""
+    stack = contextlib.ExitStack()
+    try:
+        for task in sorted(tasks, key=lambda t: t.name):
+            stack.enter_context(TaskStore(settings.output / settings.name / task.name, world).lock())
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
 def run_task(
     task: Task,
     settings: RunSettings,
@@ -164,19 +181,22 @@ def _run_locked(
     samples = select(dataset, settings.limit)
     wanted = {s.id for s in samples}
     generation = generation_settings(settings, variant)
-    store.check_manifest(
-        Manifest(
-            task=task.name,
-            task_version=task.version,
-            protocol=protocol.name,
-            model=settings.model,
-            generation=generation,
-            model_settings=settings.model_settings,
-            data_fingerprint=dataset.fingerprint,
-            replies=protocol.output_settings(),
-        )
+    manifest = Manifest(
+        task=task.name,
+        task_version=task.version,
+        protocol=protocol.name,
+        model=settings.model,
+        generation=generation,
+        model_settings=settings.model_settings,
+        data_fingerprint=dataset.fingerprint,
+        replies=protocol.output_settings(),
     )
-    store.guard_limit(len(samples))
+
+    def check() -> None:  # rank 0 reads and pins the folder; its refusal stops every rank
+        store.check_manifest(manifest)
+        store.guard_limit(len(samples))
+
+    world.on_main(check)
     done = store.resume(wanted)
     pending = [s for s in samples if s.id not in done]
     # judged tasks: every grade given; with the matcher on: every unread reply shown to it
@@ -219,9 +239,9 @@ def _run_locked(
     judge = settings.judge
     if judge is not None and (task.judged is not None or settings.matcher):
         if task.judged is not None:  # graded by the judge
-            predictions = judge_records(task, predictions, judge)
+            predictions = judge_records(task, predictions, judge, protocol.process)
         else:  # rule-scored: replies the rules cannot read go to the matcher
-            predictions = match_unparsed(predictions, judge)
+            predictions = match_unparsed(predictions, judge, protocol.process)
         store.update(predictions)
         graders = sorted(
             {str(p.meta[k]["model"]) for p in predictions for k in ("judge", "matcher") if k in p.meta}

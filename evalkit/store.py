@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from evalkit.distributed import World
 from evalkit.errors import ConfigError, InputError
-from evalkit.fs import FolderBusy, FolderLock, atomic_write
+from evalkit.fs import FolderLock, atomic_write
 from evalkit.records import (
     MANIFEST,
     METRICS,
@@ -63,15 +63,7 @@ class TaskStore:
         """Sole use of the folder for this run (all its ranks): a second run is refused with the holder
         named. Under torchrun rank 0 holds the lock and tells the other ranks whether it got it."""
         lock = FolderLock(self.folder)
-        refusal: str | None = None
-        if self.world.is_main:
-            try:
-                lock.acquire()
-            except FolderBusy as exc:
-                refusal = str(exc)
-        refusal = self.world.broadcast_text(refusal)
-        if refusal is not None:
-            raise FolderBusy(refusal)
+        self.world.on_main(lock.acquire)
         try:
             yield
         finally:

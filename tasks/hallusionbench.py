@@ -67,13 +67,15 @@ def _sample(q: dict[str, Any], image: ImageRef, where: str) -> Sample:
     return Sample(sid, (image,), q["question"], TARGETS[gt], meta)
 
 
-def image_path(folder: Path, q: dict[str, Any]) -> Path:
+def image_path(folder: Path, q: dict[str, Any], where: str = "") -> Path:
     """Where a question's image is, for either release's `filename` form (see the module docstring)."""
     name = q.get("filename") or f"{q['category']}/{q['subcategory']}/{q['set_id']}_{q['figure_id']}.png"
+    if not isinstance(name, str):
+        raise InputError(f"{where}: filename is {name!r:.60}, expected text")
     relative = name.removeprefix("./")
     if relative.startswith(f"{IMAGES}/"):
-        return safe_join(folder, relative)
-    return safe_join(folder / IMAGES, relative)
+        return safe_join(folder, relative, where)
+    return safe_join(folder / IMAGES, relative, where)
 
 
 def _read_authors(folder: Path) -> Dataset:
@@ -87,7 +89,7 @@ def _read_authors(folder: Path) -> Dataset:
         where = f"{path}: entry {k}"
         require_fields(q, where, KEYS)
         if str(q["visual_input"]) != "0":
-            samples.append(_sample(q, file_ref(image_path(folder, q)), where))
+            samples.append(_sample(q, file_ref(image_path(folder, q, where)), where))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint([path]))
 
 

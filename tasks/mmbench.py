@@ -115,7 +115,8 @@ def _loader(split: Split) -> Callable[[Path], Dataset]:
         files = sorted(p for p in folder.rglob(f"{split.part}-*.parquet") if p.parent.name == split.lang)
         if not files:
             raise InputError(f"{split.name}: none of {', '.join(split.files)} in {folder} (nor {snapshot})")
-        return Dataset(_samples(parquet_rows(files)), folder, "hf-parquet", fingerprint(files))
+        rows = parquet_rows(files, require=("answer",) if split.part == "dev" else ())
+        return Dataset(_samples(rows), folder, "hf-parquet", fingerprint(files))
 
     return load
 

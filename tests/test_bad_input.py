@@ -267,6 +267,19 @@ def test_an_export_killed_while_writing_leaves_the_old_file(tmp_path: Path) -> N
 # --- where the output cannot be written -----------------------------------------------------------------
 
 
+def _can_mount_tmpfs() -> bool:
+    probe = subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    not shutil.which("unshare") or not _can_mount_tmpfs(),
+    reason="needs a user and mount namespace to mount a small tmpfs (unshare -r -m), which this OS forbids",
+)
 def test_disk_full_is_one_line_and_loses_nothing_written(tmp_path: Path) -> None:
     """A real full disk: the output folder is a 16 KiB tmpfs (mounted in a user and mount namespace, which
     needs no privileges), then the same command runs again once it has room."""
@@ -304,7 +317,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path: Path) -> None:
     prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     with FakeOpenAIServer(colour_reply) as server:
         result = subprocess.run(
-            [*prefix, *["python", "-m", "evalkit.cli"], *run_args(server, root, out, "mme")],
+            [*prefix, sys.executable, "-m", "evalkit.cli", *run_args(server, root, out, "mme")],
             capture_output=True,
             text=True,
             timeout=120,

@@ -114,6 +114,19 @@ def test_judged_run_rescore_and_refusal(data_root: Path, tmp_path: Path) -> None
         )
         assert rescored.returncode == 0, rescored.stderr
         assert judge.calls == calls  # every grade (and every unparseable reply) came from the cache
+        judge_url = judge.base_url
+
+    # the judge's server is gone: re-scoring still works, every grade from the cache, no endpoint asked
+    records_file = tmp_path / "out" / "m" / "mmvet" / "predictions.jsonl"
+    offline = evalkit(
+        "score", "--task", "mmvet", "--predictions", str(records_file),
+        "--judge", "judge-model", "--judge-base-url", judge_url, "--output", str(tmp_path / "offline"),
+        env=env,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads((tmp_path / "offline" / "scores.json").read_text())["metrics"][
+        "total"
+    ] == pytest.approx(60.0)
 
     # MM-Vet: grades 1.0, 1.0, failure (0), 0.4 -> total 2.4 / 4; rec: v1_0, v1_1, v1_3; ocr, math: v1_2
     assert mmvet["primary"] == "total" and mmvet["judge"]["model"] == "judge-model"

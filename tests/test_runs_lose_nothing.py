@@ -91,6 +91,21 @@ def test_the_lock_dies_with_its_process(data_root: Path, tmp_path: Path) -> None
     assert len(records) == len({r["id"] for r in records}) == 14
 
 
+def test_every_task_folder_is_locked_before_the_model_loads(data_root: Path, tmp_path: Path) -> None:
+    """A run of mme,pope holds pope's folder while it is still on mme: a run of pope is refused at once,
+    not after one of them has worked for hours."""
+    out = tmp_path / "out"
+    with FakeOpenAIServer(colour_reply, latency=0.3) as server:
+        first = spawn(*run_args(server, data_root, out, "mme,pope", "--concurrency", "1"))
+        lock = out / RUN / "pope" / ".evalkit.lock"
+        wait_for(lambda: lock.exists() and lock.read_text())
+        assert not (out / RUN / "pope" / "predictions.jsonl").exists()  # pope not started yet
+        second = evalkit(*run_args(server, data_root, out, "pope"))
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert second.returncode == 2 and f"pid {first.pid}" in error_line(second)
+
+
 def test_other_tasks_of_the_same_model_are_not_locked(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with FolderLock(out / RUN / "mme"), FakeOpenAIServer(colour_reply) as server:
@@ -107,11 +122,16 @@ BAD_BODIES = [
     (b'\xff\xfe{"choices": []}', "application/json", "not JSON text"),
     (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html", "not a chat completion"),
     (b'{"id": "x", "object": "chat.completion"}', "application/json", "not a chat completion"),
+    (b'{"id": "x", "choices": {"a": 1}}', "application/json", "not a chat completion"),
+    (b'{"id": "x", "choices": [1]}', "application/json", "not a chat completion"),
+    (b'{"id": "x", "choices": [{"index": 0, "message": null}]}', "application/json", "not a chat completion"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type", "reason"), BAD_BODIES, ids=["json", "bytes", "html", "no-choices"]
+    ("body", "content_type", "reason"),
+    BAD_BODIES,
+    ids=["json", "bytes", "html", "no-choices", "choices-object", "choice-number", "message-null"],
 )
 def test_a_200_that_is_no_completion_is_a_failed_sample_retried_next_run(
     data_root: Path, tmp_path: Path, body: bytes, content_type: str, reason: str
@@ -263,13 +283,78 @@ def test_ctrl_c_while_the_backend_loads_is_honoured(data_root: Path, tmp_path: P
     assert "run the same command to resume" in stderr and "evalkit run --model openai:tiny-test" in stderr
 
 
-def test_a_second_ctrl_c_exits_without_a_traceback(data_root: Path, tmp_path: Path) -> None:
-    with FakeOpenAIServer(colour_reply, latency=0.5) as server:
+def test_ctrl_c_during_a_run_keeps_what_was_written(data_root: Path, tmp_path: Path) -> None:
+    with FakeOpenAIServer(colour_reply, latency=0.3) as server:
         proc = spawn(*run_args(server, data_root, tmp_path / "out", "mme", "--concurrency", "2"))
-        wait_for(lambda: server.calls > 0)
-        proc.send_signal(signal.SIGINT)
+        predictions = tmp_path / "out" / RUN / "mme" / "predictions.jsonl"
+        wait_for(lambda: predictions.exists() and predictions.read_text().count("\n") >= 2)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 130 and "Traceback" not in stderr
-    records = load_jsonl(tmp_path / "out" / RUN / "mme" / "predictions.jsonl")
-    assert len(records) == len({r["id"] for r in records})  # what was written is whole
+        assert proc.returncode == 130 and "Traceback" not in stderr
+        records = load_jsonl(predictions)
+        assert len(records) == len({r["id"] for r in records}) >= 2  # what was written is whole
+        resumed = evalkit(*run_args(server, data_root, tmp_path / "out", "mme"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(load_jsonl(predictions)) == 14
+
+
+SLOW_CLEANUP = """
+import time
+from evalkit.cli import interruptible
+
+@interruptible
+def command():
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    finally:  # cleanup that hangs after the first Ctrl-C (a driver, a network share)
+        print("cleaning up", flush=True)
+        time.sleep(60)
+
+command()
+"""
+
+
+def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLEANUP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline().strip() == "cleaning up"  # the first Ctrl-C is being handled...
+    proc.send_signal(signal.SIGINT)  # ... and the second does not wait for it
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert "interrupted again: exiting now" in stderr and "Traceback" not in stderr
+
+
+def test_the_deadline_counts_from_the_start_of_the_request() -> None:
+    """Headers late, then a body that never comes: the request ends at the deadline, not a read timeout
+    after the headers (4 s total: about 4 s, where per-phase timeouts would give 3 + 4 = 7 s)."""
+    import openai
+
+    from evalkit.endpoints import http_client
+
+    with FakeOpenAIServer(lambda body: "hi", latency=3.0) as server:
+        server.hold_body_next(30, times=None)
+        client = openai.OpenAI(
+            api_key="x", base_url=server.base_url, max_retries=0, timeout=4, http_client=http_client(4)
+        )
+        started = time.monotonic()
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        took = time.monotonic() - started
+    assert 3.0 <= took < 6.0
+
+
+def test_the_environments_proxy_is_used(data_root: Path, tmp_path: Path) -> None:
+    """HTTP(S)_PROXY is honoured by the model endpoint's client (clusters often reach APIs only so)."""
+    from tests.support.proxy import ForwardProxy
+
+    with FakeOpenAIServer(colour_reply) as server, ForwardProxy() as proxy:
+        env = {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "NO_PROXY": "", "no_proxy": ""}
+        result = evalkit(*run_args(server, data_root, tmp_path / "out", "mme", "--limit", "2"), env=env)
+        assert result.returncode == 0, result.stderr
+        assert proxy.forwarded >= 3  # the endpoint check and both requests went through the proxy
+        assert server.calls == 2

@@ -10,6 +10,7 @@ from typing import Any
 from evalkit.data.images import ImageRef
 from evalkit.data.readers import read_parquet_rows
 from evalkit.data.tsv import read_tsv
+from evalkit.errors import InputError
 from evalkit.scoring.options import LETTERS
 
 Row = tuple[dict[str, str | None], ImageRef | None, str]  # lower-cased columns, image, where (for messages)
@@ -52,9 +53,16 @@ def _na(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def parquet_rows(files: list[Path]) -> list[Row]:
+def parquet_rows(files: list[Path], require: tuple[str, ...] = ()) -> list[Row]:
     """MMBench-style parquet rows as text (None and NaN cells empty), except a missing `hint`, which stays
-    None: lmms-eval prompts an empty-string hint differently from a missing one."""
+    None: lmms-eval prompts an empty-string hint differently from a missing one. Columns in `require` must
+    be in every file."""
+    import pyarrow.parquet as pq
+
+    for file in files:
+        names = {n.lower() for n in pq.ParquetFile(file).schema_arrow.names}
+        if missing := [c for c in require if c not in names]:
+            raise InputError(f"{file}: no {', '.join(repr(c) for c in missing)} column")
     rows: list[Row] = []
     for r in read_parquet_rows(files):
         values: dict[str, str | None] = {k.lower(): "" if _na(v) else str(v) for k, v in r.values.items()}

@@ -158,6 +158,7 @@ class Judge:
         self.concurrency = max(1, config.concurrency)
         self.cache_dir = config.resolved_cache_dir()
         self._secret = os.environ.get(config.api_key_env) or None
+        self._checked = False  # preflight() done
         self._lock = threading.Lock()
         self._calls = self._cache_hits = self._failures = self._attempts = 0
         self._prompt_tokens = self._completion_tokens = 0
@@ -171,7 +172,9 @@ class Judge:
 
     def preflight(self) -> None:
         """Stop before any work when the judge cannot be used: no API key for the hosted OpenAI API, nothing
-        answering at its endpoint, or its key refused."""
+        answering at its endpoint, or its key refused. Also done before the first request that the cache
+        cannot answer, so re-scoring from the cache needs no endpoint at all."""
+        self._checked = True
         url = self.config.resolved_base_url()
         if self._secret is None and urlsplit(url).hostname == urlsplit(DEFAULT_BASE_URL).hostname:
             raise ConfigError(
@@ -198,6 +201,8 @@ class Judge:
                     self._cache_hits += 1
             else:
                 pending[key] = [index]
+        if pending and not self._checked:
+            self.preflight()
         if pending:
             pool = ThreadPoolExecutor(
                 max_workers=min(self.concurrency, len(pending)), thread_name_prefix="evalkit-judge"
@@ -254,7 +259,9 @@ class Judge:
 
     # ----------------------------------------------------------------- the call
 
-    def _count_attempt(self, _request: Any) -> None:
+    def _count_attempt(self, request: Any) -> None:
+        if not str(request.url.path).endswith("/chat/completions"):
+            return  # the endpoint check (GET /models) is no grading attempt
         with self._lock:
             self._attempts += 1
 

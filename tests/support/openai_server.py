@@ -158,7 +158,7 @@ def _count_tokens(text: str) -> int:
 class Fault:
     """A planned fault: an error status, or a stall (then a normal reply), for ``times`` matching calls."""
 
-    kind: str  # "error", "stall", "raw" (a 200 with this body) or "trickle" (a reply sent slowly)
+    kind: str  # "error", "stall", "raw" (a 200 with this body), "trickle" or "hold_body" (sent slowly)
     times: int | None = 1  # None: forever
     status: int = 500
     message: str | None = None
@@ -261,8 +261,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
-    def _send_trickle(self, payload: Body, seconds_per_byte: float, owner: FakeOpenAIServer) -> None:
-        """A 200 JSON reply whose body comes one byte every `seconds_per_byte` (a slow or broken proxy)."""
+    def _send_trickle(
+        self, payload: Body, seconds_per_byte: float, owner: FakeOpenAIServer, hold: float = 0.0
+    ) -> None:
+        """A 200 JSON reply whose body comes one byte every `seconds_per_byte` (a slow or broken proxy), or,
+        with `hold`, whose headers come at once and whose body only after `hold` seconds."""
         data = json.dumps(payload).encode("utf-8")
         try:
             self.send_response(200)
@@ -270,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.flush()
+            if owner._wait(hold):
+                return
             for i in range(len(data)):
                 if owner._wait(seconds_per_byte):
                     break
@@ -455,6 +460,10 @@ class FakeOpenAIServer:
     def trickle_next(self, seconds_per_byte: float, times: int | None = 1) -> None:
         """Send the next ``times`` replies one byte every ``seconds_per_byte``."""
         self._add(Fault("trickle", times, seconds=seconds_per_byte))
+
+    def hold_body_next(self, seconds: float, times: int | None = 1) -> None:
+        """Send the next ``times`` replies' headers (after any ``latency``), then hold the body."""
+        self._add(Fault("hold_body", times, seconds=seconds))
 
     def stall_next(self, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` responses for ``seconds`` (interruptible by ``stop()``), then reply."""
@@ -642,5 +651,8 @@ class FakeOpenAIServer:
         }
         if fault is not None and fault.kind == "trickle":
             handler._send_trickle(payload, fault.seconds, self)
+            return
+        if fault is not None and fault.kind == "hold_body":
+            handler._send_trickle(payload, 0.0, self, hold=fault.seconds)
             return
         handler._send_json(200, payload)
