@@ -214,6 +214,7 @@ def run(
     strip_reasoning: StripReasoning = None,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
+    from evalkit.backends import BackendOptions
     from evalkit.datacheck import load_all
     from evalkit.judging import require_judge
     from evalkit.models import backend_factory, check_dtype, resolve_model
@@ -248,12 +249,14 @@ def run(
     size = _batch_size(batch_size)
     factory = backend_factory(
         spec,
-        dtype=dtype,
-        base_url=base_url,
-        concurrency=concurrency,
-        batch_size=size,
-        timeout=request_timeout,
-        max_retries=max_retries,
+        BackendOptions(
+            dtype=dtype,
+            base_url=base_url,
+            concurrency=concurrency,
+            batch_size=size,
+            timeout=request_timeout,
+            max_retries=max_retries,
+        ),
     )
     backend = LazyBackend(factory, batch_size=spec.batch_size(size, concurrency), batched=spec.batched)
     use_protocol_template, template = spec.template()
@@ -385,7 +388,7 @@ def score(
     ] = None,
     data_root: Annotated[Path | None, typer.Option(help="needed for LLaVA answer files")] = None,
     output: Annotated[
-        Path | None, typer.Option(help="write re-scored predictions.jsonl + scores.json here")
+        Path | None, typer.Option(help="write the re-scored predictions.jsonl and metrics.json here")
     ] = None,
     judge: JudgeModel = None,
     judge_base_url: JudgeBaseUrl = None,
@@ -486,10 +489,10 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
         for group, members in task_groups().items():
             out.print(f"{group:<14} {','.join(members)}")
     elif what is ListWhat.protocols:
-        from evalkit.protocols import PROTOCOLS
+        from evalkit.protocols import all_protocols
 
-        for p in PROTOCOLS.values():
-            out.print(f"{p.name:<10} v{p.version}  {p.description}")
+        for p in all_protocols().values():
+            out.print(f"{p.name:<11} v{p.version}  {p.description}")
     else:
         from evalkit.models import list_configs
 
@@ -506,15 +509,20 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
 def show(
     what: Annotated[str, typer.Argument(help="'protocol'")],
     name: Annotated[str, typer.Argument(help="protocol name")],
+    task: Annotated[str | None, typer.Option(help="only these tasks (comma-separated)")] = None,
 ) -> None:
-    """Show a protocol: its template and, per task, the generation limit, image mode and a prompt."""
+    """Show a protocol: its template, reply handling and departures, and per task the generation limit,
+    image mode, parser and the exact prompt of a fixed sample."""
     from evalkit.protocols import get_protocol
-    from evalkit.registry import all_tasks
+    from evalkit.registry import all_tasks, example
+    from evalkit.templates import render_template
 
     if what != "protocol":
         raise ConfigError("usage: evalkit show protocol NAME")
     p = get_protocol(name)
     out.print(f"[bold]{escape(p.name)}[/bold] v{p.version}: {escape(p.description)}")
+    if p.reference:
+        out.print(f"reproduces: {escape(p.reference)}")
     tags = ", ".join(start + "..." + end for start, end in p.reasoning_tags) or "none (--strip-reasoning)"
     out.print(f"template: {p.template or 'model chat template'}")
     out.print(f"replies stripped before parsing: {p.strip_output}; reasoning blocks removed: {escape(tags)}")
@@ -522,14 +530,28 @@ def show(
     for note in p.departures:
         out.print(f"  - {escape(note)}")
     for t in all_tasks().values():
-        if p.name in t.variants:
-            v = t.variants[p.name]
-            out.print(
-                f"  {t.name:<16} max_new_tokens={v.max_new_tokens:<5} image_mode={v.image_mode:<7} "
-                f"parse={getattr(v.score, '__qualname__', '?')}"
-            )
-            for note in v.departures:
-                out.print(f"    departs: {escape(note)}")
+        if task and t.name not in task.split(","):
+            continue
+        if p.name not in t.variants:
+            continue
+        v = t.variant(p.name)
+        out.print(
+            f"\n[bold]{t.name}[/bold]  max_new_tokens={v.max_new_tokens}  image_mode={v.image_mode}  "
+            f"parse={escape(getattr(v.score, '__qualname__', '?'))}"
+        )
+        for note in v.departures:
+            out.print(f"  departs: {escape(note)}")
+        sample = example(t)
+        if sample is not None and v.prompt is not None:
+            prompt = v.prompt(sample)
+            if p.template is not None:  # the exact text the model reads, one <image> per image
+                n_images = len(sample.meta.get("images", ())) or 1
+                prompt = render_template(p.template, prompt, n_images)
+                out.print(f"  model input for sample {escape(sample.id)} ({p.template} template):")
+            else:
+                out.print(f"  prompt of sample {escape(sample.id)} (inside the model's own chat template):")
+            for line in prompt.split("\n"):
+                out.print(f"    | {escape(line)}", highlight=False)
 
 
 @app.command()

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from evalkit.errors import ConfigError
-from evalkit.records import Prediction
+from evalkit.records import JUDGE_FAILURE, PENDING_JUDGE, Prediction
 from evalkit.scoring.judge import Judge, JudgeRequest, ask_until_all, fill, grader_text
-from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Task
+from evalkit.task import Task
 
 
 def require_judge(tasks: list[Task], judge: Judge | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from evalkit.backends import BACKENDS, BackendKind, BackendOptions, get_backend_kind
 from evalkit.backends.base import Backend
 from evalkit.errors import ConfigError
 
@@ -23,33 +24,36 @@ from evalkit.errors import ConfigError
 @dataclass(frozen=True)
 class ModelSpec:
     name: str  # default results folder name
-    backend: str
-    target: str  # checkpoint path or endpoint model id
+    backend: str  # a registered backend (evalkit.backends.BACKENDS)
+    target: str  # checkpoint path, endpoint model id, replies file
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def kind(self) -> BackendKind:
+        return get_backend_kind(self.backend)
+
+    @property
     def batched(self) -> bool:
-        """hf decodes in batches; openai keeps concurrent requests in flight."""
-        return self.backend == "hf"
+        """Fixed batches (hf, scripted) or concurrent requests in flight (openai)."""
+        return self.kind.batched
 
     def batch_size(self, requested: int | None, concurrency: int | None) -> int:
         if requested:
             return requested
-        if self.backend == "openai":
-            from evalkit.backends.openai import DEFAULT_CONCURRENCY
+        if self.options.get("batch_size") and self.kind.batched:
+            return int(self.options["batch_size"])
+        return self.kind.default_batch(self, BackendOptions(concurrency=concurrency))
 
-            return concurrency or int(self.options.get("concurrency") or DEFAULT_CONCURRENCY)
-        return int(self.options.get("batch_size") or 8)
+    def pinned_target(self) -> str:
+        """The target as pinned: a local folder or file by its absolute path."""
+        path = Path(self.target).expanduser()
+        return str(path.resolve()) if self.backend != "openai" and path.exists() else self.target
 
     def settings(self, dtype: str | None) -> dict[str, Any]:
         """What identifies the model's outputs beyond its name; a resumed run must match it."""
-        target = self.target
-        if self.backend == "hf" and Path(target).expanduser().is_dir():
-            target = str(Path(target).expanduser().resolve())
-        found = {"backend": self.backend, "target": target, "revision": self.options.get("revision")}
-        if self.backend == "hf":
-            found["dtype"] = dtype or self.options.get("dtype", "auto")
-        return found
+        from evalkit.backends import describe
+
+        return describe(self.kind, self, BackendOptions(dtype=dtype))
 
     def template(self) -> tuple[bool, str | None]:
         """(use the protocol's template?, the config's own): a config may name one, or "native"."""
@@ -95,6 +99,11 @@ def resolve_model(model: str) -> ModelSpec:
         if not model_id:
             raise ConfigError("openai:<model-id> needs a model id, e.g. openai:llava-hf/llava-1.5-7b-hf")
         return ModelSpec(name=slug(model_id), backend="openai", target=model_id)
+    if model.startswith("scripted:"):
+        replies = model.removeprefix("scripted:")
+        if not replies:
+            raise ConfigError("scripted:<replies.json> needs a replies file")
+        return ModelSpec(name=slug(Path(replies).stem), backend="scripted", target=replies)
     configs = list_configs()
     if model in configs:
         path = configs[model]
@@ -104,8 +113,10 @@ def resolve_model(model: str) -> ModelSpec:
             raise ConfigError(f"{path}: malformed YAML ({exc})") from exc
         backend = cfg.get("backend", "hf")
         target = cfg.get("checkpoint") or cfg.get("model")
-        if backend not in ("hf", "openai") or not target:
-            raise ConfigError(f"{path}: needs backend hf|openai and checkpoint (hf) or model (openai)")
+        if backend not in BACKENDS or not target:
+            raise ConfigError(
+                f"{path}: needs backend ({'|'.join(BACKENDS)}) and checkpoint (hf) or model (openai)"
+            )
         options = {k: v for k, v in cfg.items() if k not in ("backend", "checkpoint", "model")}
         options["from_config"] = True
         return ModelSpec(name=model, backend=backend, target=str(target), options=options)
@@ -118,40 +129,7 @@ def resolve_model(model: str) -> ModelSpec:
     )
 
 
-def backend_factory(
-    spec: ModelSpec,
-    *,
-    dtype: str | None,
-    base_url: str | None,
-    concurrency: int | None,
-    batch_size: int | None,
-    timeout: float = 120.0,
-    max_retries: int = 5,
-) -> Callable[[], Backend]:
+def backend_factory(spec: ModelSpec, options: BackendOptions) -> Callable[[], Backend]:
     """A zero-argument constructor, so the model is only loaded when a task has work."""
-    opts = spec.options
-    if spec.backend == "openai":
-        from evalkit.backends.openai import DEFAULT_CONCURRENCY, OpenAIBackend
-
-        return lambda: OpenAIBackend(
-            spec.target,
-            base_url=base_url or opts.get("base_url"),
-            concurrency=concurrency or opts.get("concurrency") or DEFAULT_CONCURRENCY,
-            api_key_env=opts.get("api_key_env", "OPENAI_API_KEY"),
-            timeout=timeout,
-            max_retries=max_retries,
-        )
-
-    def build() -> Backend:
-        from evalkit.backends.hf import HFBackend
-
-        return HFBackend(
-            spec.target,
-            dtype=dtype or opts.get("dtype", "auto"),
-            trust_remote_code=bool(opts.get("trust_remote_code", False)),
-            batch_size=batch_size or 8,
-            revision=opts.get("revision"),
-            allow_hub=bool(opts.get("from_config")),
-        )
-
-    return build
+    kind = spec.kind
+    return lambda: kind.build(spec, options)

@@ -12,6 +12,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,19 @@ RECORD_VERSION = 1
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
+
+
+class State(StrEnum):
+    """Where a record stands. Derived from its fields (`Prediction.state`), so files stay as they are."""
+
+    SCORED = "scored"  # a reply some rule read, scored
+    UNPARSED = "unparsed"  # a reply no rule could read: scored wrong, counted
+    FAILED = "failed"  # no reply (an unreadable image, a request that failed): wrong, retried next run
+    PENDING = "pending_judge"  # waiting for the judge's grade
+    JUDGE_FAILURE = "judge_failure"  # the judge's replies never gave a grade: counted
+
+
+PENDING_JUDGE, JUDGE_FAILURE = State.PENDING.value, State.JUDGE_FAILURE.value  # their `parse` values
 
 
 class Prediction(BaseModel):
@@ -44,6 +58,22 @@ class Prediction(BaseModel):
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+    @property
+    def state(self) -> State:
+        if self.error is not None:
+            return State.FAILED
+        if self.parse == PENDING_JUDGE:
+            return State.PENDING
+        if self.parse == JUDGE_FAILURE:
+            return State.JUDGE_FAILURE
+        return State.UNPARSED if self.answer is None else State.SCORED
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The option texts the record was scored against (`meta["options"]`), {} if none."""
+        options = self.meta.get("options") or {}
+        return options if isinstance(options, dict) else {}
 
 
 class DataInfo(BaseModel):
@@ -78,6 +108,7 @@ class RunRecord(BaseModel):
     judge: dict[str, Any] | None = None
     # how replies were processed before parsing: {"strip": bool, "reasoning_tags": [[open, close], ...]}
     replies: dict[str, Any] | None = None
+    source: str | None = None  # a re-score (`evalkit score`): the file its records were read from
     record_version: int = RECORD_VERSION
 
     def dump(self) -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import json
 import os
 import pkgutil
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import yaml
 
+from evalkit.data.readers import Sample
 from evalkit.errors import ConfigError
 from evalkit.task import Task
 
@@ -78,6 +81,22 @@ def task_groups() -> dict[str, tuple[str, ...]]:
             raise ConfigError(f"{source}: group {name!r} names unknown task(s) {', '.join(unknown)}")
         groups[str(name)] = tuple(members)
     return groups
+
+
+@cache
+def _examples() -> dict[str, dict[str, Any]]:
+    return json.loads(files("evalkit").joinpath("data/examples.json").read_text(encoding="utf-8"))
+
+
+def example(task: Task) -> Sample | None:
+    """A fixed sample of the task, in the shape its loader gives (`data/examples.json`): what `evalkit show
+    protocol` renders and the prompt snapshots keep, so the exact model input is seen without any data."""
+    found = _examples().get(task.name)
+    if found is None:
+        return None
+    return Sample(
+        id=found["id"], images=(), question=found["question"], target=found["target"], meta=found["meta"]
+    )
 
 
 def _unknown(name: str) -> ConfigError:

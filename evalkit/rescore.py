@@ -11,21 +11,24 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from evalkit import stages
 from evalkit.data.readers import Sample
 from evalkit.errors import InputError
-from evalkit.judging import judge_records, match_unparsed
 from evalkit.protocols import Protocol, get_protocol
 from evalkit.records import (
     MANIFEST,
+    METRICS,
     PREDICTIONS,
+    DataInfo,
     Manifest,
     Prediction,
+    RunRecord,
     atomic_write,
     read_predictions,
     rewrite_predictions,
 )
-from evalkit.runner import make_prediction
 from evalkit.scoring.judge import Judge
+from evalkit.stages import make_prediction
 from evalkit.task import Task
 
 
@@ -47,40 +50,28 @@ def sniff_format(path: Path) -> str:
     raise InputError(f"{path}:1: neither evalkit records nor LLaVA answers (question_id + text)")
 
 
-def _sample_from_record(p: Prediction) -> Sample:
-    # what the record's own run added (targets, grades, the judge's reply) is made again, not carried over
-    meta = {k: v for k, v in p.meta.items() if k not in ("target", "question", "grade", "judge", "matcher")}
-    return Sample(
-        id=p.id, images=(), question=str(p.meta.get("question", "")), target=str(p.meta["target"]), meta=meta
-    )
-
-
 def rescore_records(
-    task: Task, protocol: Protocol, records: list[Prediction], path: Path | None = None
+    task: Task,
+    protocol: Protocol,
+    records: list[Prediction],
+    path: Path | None = None,
+    judge: str | None = None,
+    matcher: bool = False,
 ) -> list[Prediction]:
-    variant = task.variant(protocol.name)
-    out: list[Prediction] = []
+    """Records scored again (`stages.score`); each id once, each record of this task."""
     seen: set[str] = set()
     where = f"{path}: " if path else ""
     for number, p in enumerate(records, 1):
         if p.id in seen:
             raise InputError(f"{where}record {number}: id {p.id!r} appears twice (one record per sample)")
         seen.add(p.id)
-        if p.failed:
-            out.append(p)
-            continue
-        if "target" not in p.meta:
-            raise InputError(
-                f"{where}record {p.id!r} has no target in meta; re-score it with --data-root instead"
-            )
-        try:
-            out.append(make_prediction(task, variant, protocol, _sample_from_record(p), p.prompt, p.output))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata another task wrote
-            raise InputError(
-                f"{where}record {p.id!r} is not a {task.name} record (its metadata lacks {exc}); "
-                "give the --task its run was made for"
-            ) from None
-    return out
+    try:
+        return stages.score(task, protocol, records, judge, matcher)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # metadata another task wrote
+        raise InputError(
+            f"{where}these records are not {task.name} records (their metadata lacks {exc}); "
+            "give the --task their run was made for"
+        ) from None
 
 
 def _index(samples: list[Sample]) -> dict[str, list[Sample]]:
@@ -127,6 +118,7 @@ class Rescored:
     source: Path
     predictions: list[Prediction]
     metrics: dict[str, float]
+    record: RunRecord  # what `write_rescored` writes as metrics.json
 
     @property
     def primary(self) -> str:
@@ -168,44 +160,49 @@ def rescore_file(
         recorded = manifest.replies["reasoning_tags"]
         chosen = replace(chosen, reasoning_tags=tuple((str(a), str(b)) for a, b in recorded))
     chosen = chosen.with_reasoning(strip_reasoning)
-    samples = task.load(data_root / task.folder).samples if data_root is not None else None
-    predictions = load_and_rescore(task, chosen, path, samples)
-    if judge is not None and task.judged is not None:
-        predictions = judge_records(task, predictions, judge, chosen.process)
-    elif judge is not None and matcher:
-        predictions = match_unparsed(predictions, judge, chosen.process)
-    try:
-        metrics = task.aggregate_for(chosen.name)(predictions)
-    except KeyError as exc:  # the scorer coped, the aggregation needs metadata another task's records lack
-        raise InputError(
-            f"{path}: these are not {task.name} records (their metadata lacks {exc}); give the --task their "
-            "run was made for"
-        ) from None
-    return Rescored(task, chosen, path, predictions, metrics)
+    started, clock = stages.now(), stages.clock()
+    dataset = task.load(data_root / task.folder) if data_root is not None else None
+    judge_model = judge.model if judge is not None else None
+    predictions = load_and_rescore(
+        task, chosen, path, dataset.samples if dataset else None, judge_model, matcher
+    )
+    judged = stages.judge(task, chosen, predictions, judge, matcher)
+    metrics = stages.aggregate(task, chosen, judged.records, str(path))
+    provenance = stages.Provenance(
+        model=manifest.model if manifest else "unknown",
+        model_config=(manifest.backend_info or manifest.model_settings) if manifest else {},
+        generation=manifest.generation if manifest else {},
+        data=DataInfo(
+            path=str(dataset.path) if dataset else str(path),
+            format=dataset.format if dataset else "records",
+            fingerprint=dataset.fingerprint if dataset else (manifest.data_fingerprint if manifest else ""),
+        ),
+        started=started,
+        seconds=stages.clock() - clock,
+        source=str(path),
+    )
+    record = stages.run_record(task, chosen, judged.records, metrics, provenance, judged.info)
+    return Rescored(task, chosen, path, judged.records, metrics, record)
 
 
 def write_rescored(result: Rescored, output: Path) -> None:
-    """`predictions.jsonl` (re-scored records) and `scores.json` (metrics and where they came from)."""
+    """`predictions.jsonl` (the re-scored records) and `metrics.json`, the schema `evalkit run` writes, with
+    `source` naming the file re-scored."""
     output.mkdir(parents=True, exist_ok=True)
     rewrite_predictions(output / PREDICTIONS, result.predictions)
-    summary = {
-        "task": result.task.name,
-        "task_version": result.task.version,
-        "protocol": result.protocol.name,
-        "source": str(result.source),
-        "n": len(result.predictions),
-        "metrics": result.metrics,
-        "primary": result.primary,
-        "replies": result.protocol.output_settings(),
-    }
-    atomic_write(output / "scores.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(output / METRICS, result.record.dump())
 
 
 def load_and_rescore(
-    task: Task, protocol: Protocol, path: Path, samples: list[Sample] | None
+    task: Task,
+    protocol: Protocol,
+    path: Path,
+    samples: list[Sample] | None,
+    judge: str | None = None,
+    matcher: bool = False,
 ) -> list[Prediction]:
     if sniff_format(path) == "evalkit":
-        return rescore_records(task, protocol, read_predictions(path), path)
+        return rescore_records(task, protocol, read_predictions(path), path, judge, matcher)
     if samples is None:
         raise InputError(
             f"{path}: LLaVA answer files carry no targets; give --data-root to match the task data"

@@ -1,7 +1,8 @@
-"""The greedy runner: samples -> batches -> backend.generate -> scored records, resumable.
+"""The greedy runner: samples -> batches -> backend.generate -> scored records, resumable; then the stages
+`evalkit score` shares (`stages`: score -> judge -> aggregate -> metrics.json).
 
 Per task: read the samples, keep the records already made (failed ones are retried), run the rest in
-batches (`pipeline`), append each batch's records, then aggregate every record into `metrics.json`.
+batches (`pipeline`), append each batch's records, then score every record again and aggregate them.
 A task whose records are complete never touches the backend, so the model loads only when some task
 has work. Under torchrun each rank runs its shard of the pending samples (`distributed`).
 """
@@ -9,25 +10,24 @@ has work. Under torchrun each rank runs its shard of the pending samples (`distr
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import evalkit
-from evalkit.backends.base import Failure
+from evalkit import stages
+from evalkit.backends import BACKENDS
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError, InputError
-from evalkit.judging import MATCHED, MATCHED_NONE, judge_records, match_unparsed, unmatched
 from evalkit.judging import pending as pending_grades
+from evalkit.judging import unmatched
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
-from evalkit.records import REPAIRED, DataInfo, Manifest, Prediction, RunRecord, clean_text
+from evalkit.records import DataInfo, Manifest, RunRecord, clean_text
 from evalkit.scoring.group import group_by
 from evalkit.scoring.judge import Judge
+from evalkit.stages import make_prediction
 from evalkit.store import TaskStore
 from evalkit.task import Task, Variant
 
@@ -54,26 +54,6 @@ class RunSettings:
         return self.protocol.template if self.use_protocol_template else self.template
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def git_sha() -> str | None:
-    """The evalkit source commit, when running from a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(evalkit.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
 def select(dataset: Dataset, limit: int | None) -> list[Sample]:
     """The first `limit` samples (all by default); ids must be unique; a benchmark with none is an error."""
     if not dataset.samples:
@@ -89,41 +69,11 @@ def select(dataset: Dataset, limit: int | None) -> list[Sample]:
     return samples
 
 
-def make_prediction(
-    task: Task, variant: Variant, protocol: Protocol, sample: Sample, prompt: str, output: str | Failure
-) -> Prediction:
-    """Score one outcome into a record; a failure is a wrong answer that carries its reason."""
-    meta = task.sample_meta(sample)
-    if isinstance(output, Failure):
-        return Prediction(
-            id=sample.id,
-            prompt=prompt,
-            output="",
-            answer=None,
-            score=0.0,
-            parse="failed",
-            meta=meta,
-            error=output.reason,
-        )
-    output, surrogates = clean_text(output)
-    if surrogates:  # a reply UTF-8 cannot hold ("\ud83d"): kept with U+FFFD, and the record says so
-        meta[REPAIRED] = ["output"]
-    scored = variant.score(protocol.process(output), sample)
-    return Prediction(
-        id=sample.id,
-        prompt=prompt,
-        output=output,
-        answer=scored.answer,
-        score=scored.score,
-        parse=scored.parse,
-        meta=meta,
-    )
-
-
 def generation_settings(settings: RunSettings, variant: Variant) -> dict[str, object]:
     """Greedy decoding settings and the conversation template actually used, as recorded and pinned."""
     template = settings.conversation_template()
-    if settings.model_settings.get("backend") == "openai":  # the server applies its own chat template
+    backend_name = str(settings.model_settings.get("backend", ""))
+    if backend_name in BACKENDS and BACKENDS[backend_name].serves_template:  # the server's chat template
         label = f"server chat template + {template} system prompt" if template else "server chat template"
     else:
         label = template or "model chat template"
@@ -192,8 +142,14 @@ def _run_locked(
         replies=protocol.output_settings(),
     )
 
+    by_id = {s.id: s for s in samples}
+
+    def same_prompts() -> bool:  # every record made was asked exactly what the task asks now
+        assert variant.prompt is not None
+        return all(variant.prompt(by_id[r.id]) == r.prompt for r in store.all_records() if r.id in by_id)
+
     def check() -> None:  # rank 0 reads and pins the folder; its refusal stops every rank
-        store.check_manifest(manifest)
+        store.check_manifest(manifest, same_prompts)
         store.guard_limit(len(samples))
 
     world.on_main(check)
@@ -202,10 +158,10 @@ def _run_locked(
     # judged tasks: every grade given; with the matcher on: every unread reply shown to it
     to_match = settings.matcher and task.judged is None and unmatched(list(done.values()))
     finished = not pending and not pending_grades(list(done.values())) and not to_match
-    if finished and (record := store.finished(len(samples), dataset.fingerprint)):
+    if finished and (record := store.finished(manifest, len(samples))):
         return record
 
-    started, clock = now(), time.perf_counter()
+    started, clock = stages.now(), time.perf_counter()
     if backend.batched:  # batches fixed over the whole task; those holding pending samples are run whole
         batches = make_batches(samples, variant, backend.batch_size)
         mine = world.shard([b for b in batches if any(s.id not in done for s in b)])
@@ -227,43 +183,30 @@ def _run_locked(
     world.barrier()
     if not world.is_main:
         world.barrier()  # rank 0 merges the shards and writes the metrics
-        if (final := store.finished(len(samples), dataset.fingerprint)) is None:
+        if (final := store.finished(manifest, len(samples))) is None:
             raise ConfigError(f"{store.metrics}: rank 0 did not write this task's metrics")
         return final
     if backend.loaded:
         store.remember_backend(backend.get().describe())
-    backend_info = store.backend_info()
     records = store.gather(wanted)
-    predictions = [records[s.id] for s in samples]
-    judge_info = None
-    judge = settings.judge
-    if judge is not None and (task.judged is not None or settings.matcher):
-        if task.judged is not None:  # graded by the judge
-            predictions = judge_records(task, predictions, judge, protocol.process)
-        else:  # rule-scored: replies the rules cannot read go to the matcher
-            predictions = match_unparsed(predictions, judge, protocol.process)
+    judge_model = settings.judge.model if settings.judge is not None else None
+    made = [records[s.id] for s in samples]
+    predictions = stages.score(task, protocol, made, judge_model, settings.matcher)
+    judged = stages.judge(task, protocol, predictions, settings.judge, settings.matcher)
+    predictions = judged.records
+    if predictions != made:
         store.update(predictions)
-        graders = sorted(
-            {str(p.meta[k]["model"]) for p in predictions for k in ("judge", "matcher") if k in p.meta}
-        )
-        judge_info = judge.config.describe() | {
-            "usage": judge.usage().as_dict(),
-            "pending": pending_grades(predictions),
-            "matcher": settings.matcher and task.judged is None,
-            "matched": sum(p.parse in (MATCHED, MATCHED_NONE) for p in predictions),
-            "graded_by": graders,  # every judge model whose verdicts these records hold
-        }
-    record = RunRecord(
-        task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
-        model_config=backend_info or {"model": settings.model, **settings.model_settings},
+    provenance = stages.Provenance(
+        model=settings.model,
+        model_config=store.backend_info() or {"model": settings.model, **settings.model_settings},
         generation=generation | {"batch_size": backend.batch_size, "world_size": world.size},
-        evalkit_version=evalkit.__version__, git_sha=git_sha(),
         data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
-        n=len(predictions), started=started, finished=now(), seconds=round(seconds, 3),
-        samples_per_second=round(len(pending) / seconds, 3) if pending and seconds else 0.0,
-        metrics=task.aggregate_for(protocol.name)(predictions), primary=task.primary_for(protocol.name),
-        judge=judge_info, replies=protocol.output_settings(),
-    )  # fmt: skip
+        started=started,
+        seconds=seconds,
+        generated=len(pending),
+    )
+    metrics = stages.aggregate(task, protocol, predictions, str(store.predictions))
+    record = stages.run_record(task, protocol, predictions, metrics, provenance, judged.info)
     store.write_record(record)
     world.barrier()
     return record

@@ -4,7 +4,7 @@ repair, retry of failed records, per-rank part files under data parallelism) and
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +86,11 @@ class TaskStore:
                 "beside it: restore it, or remove the folder to start again"
             ) from None
 
-    def check_manifest(self, manifest: Manifest) -> None:
+    def check_manifest(self, manifest: Manifest, same_prompts: Callable[[], bool] | None = None) -> None:
         """Pin the settings when the first records are made; refuse to mix predictions made with other
-        settings. A folder without records (a run that failed to start) pins nothing."""
+        settings. A folder without records (a run that failed to start) pins nothing. A new task version
+        alone is accepted when `same_prompts()` says every record's prompt is what the task asks now (a
+        scoring change: the records are scored again, nothing is generated again)."""
         path = self.folder / MANIFEST
         if not self.world.is_main:
             return
@@ -104,6 +106,15 @@ class TaskStore:
             for field in Manifest.PINNED
             for change in differences(field, old.pinned(field), manifest.pinned(field))
         ]
+        if changes and all(c.startswith("task_version:") for c in changes):
+            if same_prompts is not None and same_prompts():
+                atomic_write(
+                    path,
+                    old.model_copy(update={"task_version": manifest.task_version}).model_dump_json(indent=2)
+                    + "\n",
+                )
+                return
+            changes = [f"{changes[0]} (its prompts changed)"]
         if changes:
             raise ConfigError(
                 f"{self.folder}: its predictions were made with other settings ({'; '.join(changes)}); "
@@ -160,12 +171,21 @@ class TaskStore:
         current = read_predictions(self.predictions)
         rewrite_predictions(self.predictions, [by_id.get(r.id, r) for r in current])
 
-    def finished(self, n: int, fingerprint: str) -> RunRecord | None:
-        """The existing run record when it covers exactly these samples of this data."""
+    def finished(self, manifest: Manifest, n: int) -> RunRecord | None:
+        """The existing run record when it covers exactly these samples of this data, scored by this task
+        version with these reply settings (else the records are scored and aggregated again)."""
         if not self.metrics.exists():
             return None
         record = read_run_record(self.metrics)
-        return record if record.n == n and record.data.fingerprint == fingerprint else None
+        same = (record.n, record.data.fingerprint, record.task_version, record.replies or {}) == (
+            n, manifest.data_fingerprint, manifest.task_version, manifest.replies or {}
+        )  # fmt: skip
+        return record if same else None
+
+    def all_records(self) -> list[Prediction]:
+        """The records of the main file and of any part files left by data-parallel ranks."""
+        parts = sorted(self.predictions.parent.glob(f"{self.predictions.stem}.rank*.jsonl"))
+        return [p for path in [self.predictions, *parts] for p in read_predictions(path)]
 
     def write_record(self, record: RunRecord) -> None:
         atomic_write(self.metrics, record.dump())

@@ -1,26 +1,23 @@
-"""What a task module declares: how to read the benchmark, and per protocol how to prompt and score.
-
-A `Task` is data: a reader, one `Variant` per protocol (prompt builder, scorer, generation limit,
-image mode) and an aggregation over prediction records. Adding a protocol adds variants; nothing in
-the runner or the backends changes.
+"""What a task module declares: how to read the benchmark, its answer kind, and per protocol only what is
+benchmark-specific (prompt builder, scorer, generation limit, image mode); the rest comes from the
+protocol's defaults for that answer kind. Adding a protocol adds variants; nothing in the runner or the
+backends changes, and a task never needs a variant for a protocol that never ran it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from evalkit.data.readers import Dataset, Sample
 from evalkit.errors import ConfigError
-from evalkit.records import Prediction
+from evalkit.protocols import AnswerKind, ImageMode, get_protocol
+from evalkit.records import PENDING_JUDGE, Prediction, State
 from evalkit.scoring.judge import JudgeRequest
+from evalkit.scoring.outcomes import standard_counts
 from evalkit.scoring.types import Scored
-
-ImageMode = Literal["pad", "crop", "native"]
-PENDING_JUDGE = "pending_judge"  # the parse rule of a record whose grade the judge has not given yet
-JUDGE_FAILURE = "judge_failure"  # the judge's replies never parsed: counted in `judge_failures`
 
 
 @dataclass(frozen=True)
@@ -45,12 +42,13 @@ def pending_judge(output: str, sample: Sample) -> Scored:
 
 @dataclass(frozen=True)
 class Variant:
-    """A task under one protocol: the exact prompt, the scorer and the generation settings."""
+    """A task under one protocol: the exact prompt, the scorer and the generation settings. A field left
+    None takes the protocol's default for the task's answer kind (`Task.variant` fills them in)."""
 
-    prompt: Callable[[Sample], str]
-    score: Callable[[str, Sample], Scored]
-    max_new_tokens: int
-    image_mode: ImageMode = "native"
+    prompt: Callable[[Sample], str] | None = None
+    score: Callable[[str, Sample], Scored] | None = None
+    max_new_tokens: int | None = None
+    image_mode: ImageMode | None = None
     primary: str | None = None  # the headline metric under this protocol, when it differs from the task's
     aggregate: Callable[[list[Prediction]], dict[str, float]] | None = None  # likewise, the aggregation
     departures: tuple[str, ...] = ()  # where this differs from the protocol's reference pipeline, and why
@@ -69,22 +67,60 @@ class Task:
     variants: Mapping[str, Variant]
     aggregate: Callable[[list[Prediction]], dict[str, float]]
     primary: str
+    kind: AnswerKind = "free"  # what an answer is: yes/no, an option letter, a short answer, open, free text
     exports: tuple[str, ...] = field(default_factory=tuple)
     # maps a question id from another tool's answer file (LLaVA's) to this task's sample id
     external_id: Callable[[str], str] | None = None
     judged: Judged | None = None  # set for tasks graded by an LLM judge (`--judge`)
 
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The protocols this task runs under."""
+        return tuple(self.variants)
+
     def variant(self, protocol: str) -> Variant:
+        """The task under `protocol`, every field set: the task's own, else the protocol's default for the
+        task's answer kind; a field neither gives is an error naming both."""
         try:
-            return self.variants[protocol]
+            own = self.variants[protocol]
         except KeyError:
             known = ", ".join(sorted(self.variants))
             raise ConfigError(
                 f"task {self.name!r} has no variant for protocol {protocol!r} (has: {known})"
             ) from None
+        p = get_protocol(protocol)
+        resolved = replace(
+            own,
+            prompt=own.prompt or p.prompts.get(self.kind),
+            score=own.score or p.scorers.get(self.kind),
+            max_new_tokens=own.max_new_tokens or p.max_new_tokens.get(self.kind),
+            image_mode=own.image_mode or p.image_mode,
+        )
+        if missing := [f for f in ("prompt", "score", "max_new_tokens") if getattr(resolved, f) is None]:
+            raise ConfigError(
+                f"task {self.name!r} under protocol {protocol!r}: no {', '.join(missing)}, and the protocol "
+                f"has no default for {self.kind} answers"
+            )
+        return resolved
 
     def aggregate_for(self, protocol: str) -> Callable[[list[Prediction]], dict[str, float]]:
-        return self.variant(protocol).aggregate or self.aggregate
+        """The metrics of records under `protocol`: the benchmark's own, then the standard counts (one rule
+        for every task: `unparsed`, `failed`, and for judged tasks `judge_failures` and `pending`)."""
+        own = self.variants[protocol].aggregate if protocol in self.variants else None
+        benchmark = own or self.aggregate
+        judged = self.judged
+
+        def counted(p: Prediction) -> bool:  # what a judged task's metrics are over (Judged.on_failure)
+            state = p.state
+            return state != State.PENDING and not (
+                judged.on_failure == "exclude" and state == State.JUDGE_FAILURE
+            )
+
+        def metrics(predictions: list[Prediction]) -> dict[str, float]:
+            scored = [p for p in predictions if counted(p)] if judged else predictions
+            return benchmark(scored) | standard_counts(predictions, judged is not None)
+
+        return metrics
 
     def primary_for(self, protocol: str) -> str:
         return self.variant(protocol).primary or self.primary

@@ -58,4 +58,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy(),
     primary="accuracy",
+    kind="option",
 )

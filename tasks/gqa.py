@@ -114,4 +114,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy("structural"),
     primary="accuracy",
+    kind="short",
 )

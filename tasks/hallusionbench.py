@@ -47,9 +47,9 @@ from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate
 from evalkit.scoring.judge import JudgeRequest, fill, grader_text
-from evalkit.scoring.outcomes import judge_counts, label_match, outcome_counts
+from evalkit.scoring.outcomes import label_match
 from evalkit.scoring.yesno import yes_no_contains, yes_no_words
-from evalkit.task import PENDING_JUDGE, Judged, Task, Variant, pending_judge
+from evalkit.task import Judged, Task, Variant, pending_judge
 
 KEYS = {"category": TEXT, "subcategory": TEXT, "visual_input": ID, "set_id": ID, "figure_id": ID,
         "question_id": ID, "question": TEXT, "gt_answer": ID}  # fmt: skip
@@ -127,7 +127,7 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
         "aacc": accuracy(p.score for p in predictions),
         "facc": all_correct_rate(predictions, _figure, right),
         "qacc": all_correct_rate(predictions, _question, right),
-    } | outcome_counts(predictions)
+    }
 
 
 JUDGE_PROMPT = ("HallusionBench grader prompt", "data/prompts/hallusionbench_judge.txt",
@@ -146,11 +146,6 @@ def verdict(reply: str) -> int:
     return 0 if "incorrect" in text else 1 if "correct" in text else 2
 
 
-def aggregate_judged(predictions: list[Prediction]) -> dict[str, float]:
-    graded = [p for p in predictions if p.parse != PENDING_JUDGE]
-    return aggregate(graded) | {"pending": judge_counts(predictions)["pending"]}
-
-
 TASK = Task(
     name="hallusionbench",
     version=1,
@@ -163,6 +158,7 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="aacc",
+    kind="yes_no",
 )
 JUDGED_TASK = Task(
     name="hallusionbench_judge",
@@ -174,8 +170,9 @@ JUDGED_TASK = Task(
         "llava": Variant(prompt, pending_judge, max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, pending_judge, max_new_tokens=128, image_mode="native"),
     },
-    aggregate=aggregate_judged,
+    aggregate=aggregate,
     primary="aacc",
+    kind="free",
     judged=Judged(judge_request, verdict, lambda grade: float(grade == 1), tries=1),
 )
 TASKS = [JUDGED_TASK]

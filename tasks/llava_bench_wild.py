@@ -50,8 +50,7 @@ from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import mean, percent
 from evalkit.scoring.judge import JudgeRequest, grader_text
-from evalkit.scoring.outcomes import judge_counts, outcome_counts
-from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Judged, Task, Variant, pending_judge
+from evalkit.task import Judged, Task, Variant, pending_judge
 
 CATEGORIES = ("conv", "detail", "complex")
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
@@ -162,14 +161,15 @@ def _relative(graded: list[Prediction]) -> float:
 
 
 def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    graded = [p for p in predictions if "grade" in p.meta and p.parse not in (PENDING_JUDGE, JUDGE_FAILURE)]
+    """Relative scores over the graded records (the library leaves out pending grades and, as this task's
+    `on_failure` says, reviews that never parsed)."""
+    graded = [p for p in predictions if "grade" in p.meta]
     metrics = {"all": _relative(graded)}
     for category in CATEGORIES:
         metrics[category] = _relative([p for p in graded if p.meta["category"] == category])
     metrics["model_score"] = round(10 * mean(p.meta["grade"][1] for p in graded), 6)
     metrics["reference_score"] = round(10 * mean(p.meta["grade"][0] for p in graded), 6)
-    metrics |= judge_counts(predictions)
-    return metrics | outcome_counts(p for p in predictions if p.parse not in (PENDING_JUDGE, JUDGE_FAILURE))
+    return metrics
 
 
 TASK = Task(
@@ -184,5 +184,6 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="all",
+    kind="free",
     judged=Judged(request, parse_scores, relative_score, tries=5, on_failure="exclude"),
 )

@@ -37,7 +37,7 @@ from evalkit.protocols import MC, MC_CN
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate, group_by, snake
 from evalkit.scoring.options import LETTERS, MMBENCH, options_from, render_options
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import option_match
 from evalkit.task import Task, Variant
 
 CIRCULAR = 1_000_000
@@ -141,9 +141,8 @@ def prompt_lmms(sample: Sample, lang: str) -> str:
 
 def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     """Circular accuracy per question (every pass right), overall and per category / l2-category."""
-    counts = outcome_counts(predictions)
     if not any(p.meta["target"] for p in predictions):  # a test file: no answers, no accuracy
-        return counts | {"answered": sum(p.answer is not None for p in predictions)}
+        return {"answered": sum(p.answer is not None for p in predictions)}
     groups = group_by(predictions, lambda p: p.meta["g_index"])
     main = {g: min(preds, key=lambda p: p.meta["index"]).meta for g, preds in groups.items()}
 
@@ -156,7 +155,7 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
         if any(m[column] for m in main.values()):
             by_name = group_by(predictions, lambda p, c=column: snake(main[p.meta["g_index"]][c]))
             metrics |= {name: circular(preds) for name, preds in sorted(by_name.items())}
-    return metrics | counts
+    return metrics
 
 
 SPLITS = (
@@ -190,6 +189,7 @@ def _task(split: Split) -> Task:
         variants={"llava": llava, "lmms-eval": lmms},
         aggregate=aggregate,
         primary="overall",
+        kind="option",
         exports=("mmbench",),
     )
 

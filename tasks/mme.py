@@ -27,7 +27,7 @@ from evalkit.errors import InputError
 from evalkit.protocols import SHORT
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate, group_by
-from evalkit.scoring.outcomes import label_match, outcome_counts
+from evalkit.scoring.outcomes import label_match
 from evalkit.scoring.yesno import yes_no_prefix, yes_no_prefix_lenient
 from evalkit.task import Task, Variant
 
@@ -115,7 +115,7 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     metrics["perception"] = round(sum(metrics.get(s, 0.0) for s in PERCEPTION), 6)
     metrics["cognition"] = round(sum(metrics.get(s, 0.0) for s in COGNITION), 6)
     metrics["total"] = round(metrics["perception"] + metrics["cognition"], 6)
-    return metrics | outcome_counts(predictions)
+    return metrics
 
 
 TASK = Task(
@@ -130,5 +130,6 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="perception",
+    kind="yes_no",
     exports=("mme",),
 )

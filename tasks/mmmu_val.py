@@ -190,4 +190,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy("discipline", "subject"),
     primary="accuracy",
+    kind="option",
 )

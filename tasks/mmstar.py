@@ -29,7 +29,7 @@ from evalkit.protocols import MC
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, group_by, mean, snake
 from evalkit.scoring.options import GENERAL, LETTERS, MMSTAR
-from evalkit.scoring.outcomes import option_match, outcome_counts
+from evalkit.scoring.outcomes import option_match
 from evalkit.task import Task, Variant
 
 YES_NO = " Please answer yes or no."
@@ -105,7 +105,7 @@ def aggregate(predictions: list[Prediction], macro: bool = False) -> dict[str, f
     headline, kept, prefix = (macro_values, micro, "micro_") if macro else (micro, macro_values, "macro_")
     metrics = headline | {f"{prefix}{k}": v for k, v in kept.items()}
     metrics |= {f"l2_{snake(name)}": value for name, value in l2.items()}
-    return metrics | outcome_counts(predictions)
+    return metrics
 
 
 TASK = Task(
@@ -129,4 +129,5 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="accuracy",
+    kind="option",
 )

@@ -49,8 +49,7 @@ from evalkit.errors import InputError
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy
 from evalkit.scoring.judge import JudgeRequest, grader_text
-from evalkit.scoring.outcomes import judge_counts, outcome_counts
-from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, Judged, Task, Variant, pending_judge
+from evalkit.task import Judged, Task, Variant, pending_judge
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
 PROMPT_ENV = "EVALKIT_MMVET_PROMPT"
@@ -145,13 +144,13 @@ def parse_grade(reply: str) -> float | None:
 
 
 def aggregate(predictions: list[Prediction]) -> dict[str, float]:
-    done = [p for p in predictions if p.parse != PENDING_JUDGE]
+    """Mean grades x 100 over the graded records (a grade that never parsed counts 0: `on_failure`)."""
+    done = predictions
     metrics = {"total": accuracy(p.score for p in done)}
     found = {c for p in done for c in p.meta.get("capability", ())}
     for cap in (*CAPABILITIES, *sorted(found - set(CAPABILITIES))):
         metrics[cap] = accuracy(p.score for p in done if cap in p.meta.get("capability", ()))
-    metrics |= judge_counts(predictions)
-    return metrics | outcome_counts(p for p in done if p.parse != JUDGE_FAILURE)
+    return metrics
 
 
 TASK = Task(
@@ -166,6 +165,7 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="total",
+    kind="free",
     exports=("mmvet",),
     judged=Judged(request, parse_grade, float, tries=5, on_failure="zero"),
 )

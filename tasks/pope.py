@@ -35,7 +35,7 @@ from evalkit.protocols import SHORT
 from evalkit.records import Prediction
 from evalkit.scoring.binary import BinaryCounts, binary_counts
 from evalkit.scoring.group import group_by, mean, percent
-from evalkit.scoring.outcomes import label_match, outcome_counts
+from evalkit.scoring.outcomes import label_match
 from evalkit.scoring.yesno import yes_no_exact, yes_no_negation
 from evalkit.task import Task, Variant
 
@@ -135,7 +135,7 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     metrics |= _split_metrics("all", counts(predictions))
     metrics["f1"] = round(mean(metrics[f"{s}_f1"] for s in sorted(by_split)), 6)
     metrics["accuracy"] = round(mean(metrics[f"{s}_accuracy"] for s in sorted(by_split)), 6)
-    return metrics | outcome_counts(predictions)
+    return metrics
 
 
 TASK = Task(
@@ -159,5 +159,6 @@ TASK = Task(
     },
     aggregate=aggregate,
     primary="f1",
+    kind="yes_no",
     external_id=from_llava_id,
 )

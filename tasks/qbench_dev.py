@@ -136,4 +136,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy("type", "concern"),
     primary="accuracy",
+    kind="option",
 )

@@ -110,4 +110,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy(),
     primary="accuracy",
+    kind="option",
 )

@@ -103,4 +103,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy("category"),
     primary="accuracy",
+    kind="option",
 )

@@ -123,4 +123,5 @@ TASK = Task(
     },
     aggregate=grouped_accuracy(),
     primary="accuracy",
+    kind="short",
 )

@@ -121,6 +121,7 @@ def _task(split: str) -> Task:
         },
         aggregate=grouped_accuracy("answer_type") if split == "val" else submission_counts,
         primary="accuracy",
+        kind="short",
         exports=() if split == "val" else ("vizwiz",),
     )
 

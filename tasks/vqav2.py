@@ -143,6 +143,7 @@ TASKS = [
         },
         aggregate=grouped_accuracy("answer_type"),
         primary="accuracy",
+        kind="short",
     ),
     Task(
         name="vqav2_testdev",
@@ -156,6 +157,7 @@ TASKS = [
         },
         aggregate=submission_counts,
         primary="accuracy",  # none without answers: the server's number
+        kind="short",
         exports=("vqav2",),
     ),
 ]

@@ -124,7 +124,7 @@ def test_judged_run_rescore_and_refusal(data_root: Path, tmp_path: Path) -> None
         env=env,
     )  # fmt: skip
     assert offline.returncode == 0, offline.stderr
-    assert json.loads((tmp_path / "offline" / "scores.json").read_text())["metrics"][
+    assert json.loads((tmp_path / "offline" / "metrics.json").read_text())["metrics"][
         "total"
     ] == pytest.approx(60.0)
 
@@ -146,7 +146,9 @@ def test_judged_run_rescore_and_refusal(data_root: Path, tmp_path: Path) -> None
     assert b["complex"] == pytest.approx(100.0) and b["judge_failures"] == 1
     records = {r["id"]: r for r in load_jsonl(tmp_path / "out" / "m" / "mmvet" / "predictions.jsonl")}
     assert records["v1_3"]["meta"]["grade"] == 0.4 and records["v1_2"]["parse"] == "judge_failure"
-    assert json.loads((tmp_path / "s" / "scores.json").read_text())["metrics"]["total"] == pytest.approx(60.0)
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["metrics"]["total"] == pytest.approx(
+        60.0
+    )
     exported = evalkit(
         "export", "mmvet", str(tmp_path / "out" / "m" / "mmvet"), "--out", str(tmp_path / "mmvet.json")
     )

@@ -84,7 +84,7 @@ def test_pope_replies_matched_only_with_the_matcher(tmp_path: Path) -> None:
     assert record["judge"]["graded_by"] == ["j"]
     first = load_jsonl(pope / "predictions.jsonl")[0]
     assert first["parse"] == "judge_matcher" and first["meta"]["matcher"]["verdict"] in ("yes", "no")
-    assert json.loads((tmp_path / "s" / "scores.json").read_text())["metrics"]["all_accuracy"] == 100.0
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["metrics"]["all_accuracy"] == 100.0
 
 
 def test_a_request_the_judge_rejects_is_a_counted_failure(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_a_request_the_judge_rejects_is_a_counted_failure(tmp_path: Path) -> Non
         out = judge_records(task, records, Judge(JudgeConfig("j", server.base_url, cache_dir=tmp_path / "c")))
     assert out[0].parse == "judge_failure" and "HTTP 400" in out[0].meta["judge"]["error"]
     assert all(r.parse == "judge" and r.score == 1.0 for r in out[1:])
-    assert task.aggregate(out)["pending"] == 0
+    assert task.aggregate_for("llava")(out)["pending"] == 0
 
 
 def _mc(rid: str, output: str, target: str) -> Prediction:

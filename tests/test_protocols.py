@@ -129,7 +129,7 @@ def test_strip_reasoning_is_recorded_and_applied_through_the_cli(tmp_path: Path)
         "--output", str(tmp_path / "re"),
     )  # fmt: skip
     assert rescored.returncode == 0, rescored.stderr
-    assert json.loads((tmp_path / "re" / "scores.json").read_text())["metrics"]["unparsed"] == 0
+    assert json.loads((tmp_path / "re" / "metrics.json").read_text())["metrics"]["unparsed"] == 0
 
 
 def test_show_protocol_names_its_departures() -> None:

@@ -134,7 +134,7 @@ def test_llava_answer_files_rescore_to_the_same_metrics(run_dir: tuple[Path, Pat
         str(tmp_path / "pope_scores"),
     )
     assert result.returncode == 0, result.stderr
-    scores = json.loads((tmp_path / "pope_scores" / "scores.json").read_text())["metrics"]
+    scores = json.loads((tmp_path / "pope_scores" / "metrics.json").read_text())["metrics"]
     ours = json.loads((run / "pope" / "metrics.json").read_text())["metrics"]
     assert scores == ours
     for split in ("adversarial", "popular", "random"):
@@ -168,7 +168,7 @@ def test_llava_answer_files_rescore_to_the_same_metrics(run_dir: tuple[Path, Pat
         str(tmp_path / "mme_scores"),
     )
     assert result.returncode == 0, result.stderr
-    scores = json.loads((tmp_path / "mme_scores" / "scores.json").read_text())["metrics"]
+    scores = json.loads((tmp_path / "mme_scores" / "metrics.json").read_text())["metrics"]
     assert scores == json.loads((run / "mme" / "metrics.json").read_text())["metrics"]
 
 
@@ -191,7 +191,7 @@ def test_rescore_own_records_under_another_protocol(run_dir: tuple[Path, Path], 
     # under lmms-eval, "Yes, it is." is not exactly yes: unparsed and wrong; "No" stays a parsed no
     assert by_output["Yes, it is."]["answer"] is None and by_output["Yes, it is."]["parse"] == "unparsed"
     assert by_output["No"]["answer"] == "no"
-    metrics = json.loads((tmp_path / "s" / "scores.json").read_text())["metrics"]
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())["metrics"]
     assert metrics["unparsed"] == sum(r["answer"] is None for r in rescored) > 0
 
 

@@ -37,8 +37,14 @@ def test_every_task_has_a_fixture() -> None:
     assert set(TASKS) <= set(FIXTURES), "add a fixture writer for each new task"
 
 
-@pytest.mark.parametrize("name", TASKS)
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+PAIRS = [(name, protocol) for name in TASKS for protocol in sorted(all_tasks()[name].protocols)]
+
+
+def test_every_protocol_a_task_names_exists() -> None:
+    assert {p for _, p in PAIRS} <= set(PROTOCOLS)
+
+
+@pytest.mark.parametrize(("name", "protocol"), PAIRS)
 def test_task_conformance(name: str, protocol: str, tmp_path: Path) -> None:
     task = all_tasks()[name]
     FIXTURES[name](tmp_path)
@@ -69,7 +75,7 @@ def test_task_conformance(name: str, protocol: str, tmp_path: Path) -> None:
             s = by_id[r.id]
             again = make_prediction(task, variant, PROTOCOLS[protocol], s, "", form.format(s.target))
             assert (again.answer, again.score) == (r.answer, r.score), (r.id, form)
-    metrics = task.aggregate(records)
+    metrics = task.aggregate_for("llava")(records)
     assert metrics["unparsed"] == 0 and metrics["failed"] == 0
     assert task.primary_for(protocol) in metrics or not scored
     assert all(isinstance(v, int | float) for v in metrics.values())

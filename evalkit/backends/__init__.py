@@ -1,5 +1,116 @@
-"""Backends turn batches of (images, prompt) requests into texts with greedy decoding."""
+"""Backends turn batches of (images, prompt) requests into texts with greedy decoding, and the registry
+that names them: a model config's `backend:` and the `openai:` / `scripted:` prefixes of `--model` pick
+one here. A new backend is a new entry (`register_backend`); nothing that runs tasks changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend, Failure, Request
+from evalkit.errors import ConfigError
 
-__all__ = ["Backend", "Failure", "Request"]
+if TYPE_CHECKING:
+    from evalkit.models import ModelSpec
+
+__all__ = ["BACKENDS", "Backend", "BackendKind", "BackendOptions", "Failure", "Request", "get_backend_kind"]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the command line (or a sweep) says about the backend; None: the model config's, else a default."""
+
+    dtype: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+    batch_size: int | None = None
+    timeout: float = 120.0
+    max_retries: int = 5
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A registered backend: how to build it (lazily, only when a task has work), whether it decodes in
+    fixed batches (True) or keeps concurrent requests in flight (False), and its default batch size."""
+
+    name: str
+    build: Callable[[ModelSpec, BackendOptions], Backend]
+    batched: bool = True
+    default_batch: Callable[[ModelSpec, BackendOptions], int] = lambda spec, opts: 8
+    serves_template: bool = False  # the server applies its own chat template (only the system prompt is ours)
+    pins: tuple[str, ...] = ()  # settings a resumed run must match besides the target (e.g. dtype)
+
+
+BACKENDS: dict[str, BackendKind] = {}
+
+
+def register_backend(kind: BackendKind) -> BackendKind:
+    if kind.name in BACKENDS:
+        raise ConfigError(f"backend {kind.name!r} is registered twice")
+    BACKENDS[kind.name] = kind
+    return kind
+
+
+def get_backend_kind(name: str) -> BackendKind:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))})") from None
+
+
+def _hf(spec: ModelSpec, o: BackendOptions) -> Backend:
+    from evalkit.backends.hf import HFBackend
+
+    return HFBackend(
+        spec.target,
+        dtype=o.dtype or spec.options.get("dtype", "auto"),
+        trust_remote_code=bool(spec.options.get("trust_remote_code", False)),
+        batch_size=o.batch_size or 8,
+        revision=spec.options.get("revision"),
+        allow_hub=bool(spec.options.get("from_config")),
+    )
+
+
+def _openai_concurrency(spec: ModelSpec, o: BackendOptions) -> int:
+    from evalkit.backends.openai import DEFAULT_CONCURRENCY
+
+    return o.concurrency or int(spec.options.get("concurrency") or DEFAULT_CONCURRENCY)
+
+
+def _openai(spec: ModelSpec, o: BackendOptions) -> Backend:
+    from evalkit.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(
+        spec.target,
+        base_url=o.base_url or spec.options.get("base_url"),
+        concurrency=_openai_concurrency(spec, o),
+        api_key_env=spec.options.get("api_key_env", "OPENAI_API_KEY"),
+        timeout=o.timeout,
+        max_retries=o.max_retries,
+    )
+
+
+def _scripted(spec: ModelSpec, o: BackendOptions) -> Backend:
+    from evalkit.backends.scripted import ScriptedBackend
+
+    return ScriptedBackend.from_file(spec.target, batch_size=o.batch_size or 8)
+
+
+register_backend(BackendKind("hf", _hf, batched=True, pins=("dtype",)))
+register_backend(
+    BackendKind("openai", _openai, batched=False, default_batch=_openai_concurrency, serves_template=True)
+)
+register_backend(BackendKind("scripted", _scripted, batched=True))
+
+
+def describe(kind: BackendKind, spec: ModelSpec, options: BackendOptions) -> dict[str, Any]:
+    """The settings that identify the model's outputs (pinned on resume)."""
+    found: dict[str, Any] = {
+        "backend": kind.name,
+        "target": spec.pinned_target(),
+        "revision": spec.options.get("revision"),
+    }
+    if "dtype" in kind.pins:
+        found["dtype"] = options.dtype or spec.options.get("dtype", "auto")
+    return found

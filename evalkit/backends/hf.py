@@ -15,7 +15,7 @@ from typing import Any
 from evalkit.backends.base import CLIP_MEAN_RGB, Backend, Failure, Request
 from evalkit.errors import ConfigError
 from evalkit.models import check_dtype
-from evalkit.protocols import render_template
+from evalkit.templates import render_template
 
 # Models whose processor tiles images at their own aspect ratio (LLaVA-1.6 "anyres"): LLaVA's own pipeline
 # does not pad these to a square, so the protocol's `pad` mode becomes `native` for them.

@@ -29,7 +29,7 @@ from evalkit.endpoints import (
     scrub,
 )
 from evalkit.errors import ConfigError
-from evalkit.protocols import template_system
+from evalkit.templates import template_system
 
 DEFAULT_CONCURRENCY = 16
 

@@ -29,6 +29,25 @@ class Sample:
     error: str | None = None  # known bad at load time (e.g. missing image): becomes a failed prediction
     group: str = ""  # samples that share images (circular passes of one question) are batched together
 
+    @property
+    def options(self) -> dict[str, str]:
+        """The option texts by letter (`meta["options"]`), {} for a question without options."""
+        return options_of(self.meta, self.id)
+
+    @property
+    def hint(self) -> str | None:
+        """The context shown before the question (MMBench's hint, ScienceQA's context), None if none."""
+        hint = self.meta.get("hint")
+        return hint if isinstance(hint, str) and hint else None
+
+
+def options_of(meta: dict[str, Any], where: str) -> dict[str, str]:
+    """`meta["options"]` checked to be letters mapped to texts."""
+    options = meta.get("options") or {}
+    if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
+        raise InputError(f"{where}: options must map letters to texts, not {options!r:.80}")
+    return options
+
 
 @dataclass(frozen=True)
 class Dataset:

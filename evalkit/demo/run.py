@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from evalkit.backends import BackendOptions
 from evalkit.demo.samples import DATA
 from evalkit.models import backend_factory, resolve_model
 from evalkit.pipeline import LazyBackend
@@ -34,7 +35,7 @@ def run_demo(output: Path, console: Console) -> Path:
         )
         build_tiny_llava(checkpoint, seed=0, train_steps=TRAIN_STEPS)
     spec = resolve_model(str(checkpoint))
-    backend = LazyBackend(backend_factory(spec, dtype=None, base_url=None, concurrency=None, batch_size=8), 8)
+    backend = LazyBackend(backend_factory(spec, BackendOptions(batch_size=8)), 8)
     settings = RunSettings(
         name="tiny-llava",
         model=str(checkpoint),

@@ -4,10 +4,11 @@ accuracy overall and per metadata field (`grouped_accuracy`), and the outcome co
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from evalkit.data.readers import Sample
-from evalkit.records import Prediction
+from evalkit.records import Prediction, State
 from evalkit.scoring.group import accuracy, group_by, snake
 from evalkit.scoring.types import Parsed, Scored
 
@@ -69,7 +70,7 @@ def submission_counts(predictions: list[Prediction]) -> dict[str, float]:
     the submission file) and `empty` (a reply that is empty once processed)."""
     done = [p for p in predictions if not p.failed]
     answered = sum(bool(p.answer) for p in done)
-    return outcome_counts(predictions) | {"answered": answered, "empty": len(done) - answered}
+    return {"answered": answered, "empty": len(done) - answered}
 
 
 def grouped_accuracy(*fields: str) -> Callable[[list[Prediction]], dict[str, float]]:
@@ -81,23 +82,18 @@ def grouped_accuracy(*fields: str) -> Callable[[list[Prediction]], dict[str, flo
         for field in fields:
             groups = group_by(predictions, lambda p, f=field: snake(str(p.meta[f])))
             metrics |= {name: accuracy(p.score for p in preds) for name, preds in sorted(groups.items())}
-        return metrics | outcome_counts(predictions)
+        return metrics
 
     aggregate.__qualname__ = f"grouped_accuracy({', '.join(fields)})"
     return aggregate
 
 
-def judge_counts(predictions: Iterable[Prediction]) -> dict[str, float]:
-    """A judged task's own counts: `judge_failures` (grader replies that never parsed) and `pending`
-    (records the judge could not grade yet)."""
-    parses = [p.parse for p in predictions if not p.failed]
-    return {"judge_failures": parses.count("judge_failure"), "pending": parses.count("pending_judge")}
-
-
-def outcome_counts(predictions: Iterable[Prediction]) -> dict[str, float]:
-    """`unparsed` (a reply no rule could read; scored wrong) and `failed` (no reply: image/request error)."""
-    preds = list(predictions)
-    return {
-        "unparsed": sum(p.answer is None and not p.failed for p in preds),
-        "failed": sum(p.failed for p in preds),
-    }
+def standard_counts(predictions: Iterable[Prediction], judged: bool = False) -> dict[str, float]:
+    """The counts every task reports, from each record's state: `unparsed` (a reply no rule could read;
+    scored wrong) and `failed` (no reply: image or request error); for judged tasks also `judge_failures`
+    (grader replies that never gave a grade) and `pending` (grades the judge could not give yet)."""
+    states = Counter(p.state for p in predictions)
+    counts = {"unparsed": states[State.UNPARSED], "failed": states[State.FAILED]}
+    if judged:
+        counts |= {"judge_failures": states[State.JUDGE_FAILURE], "pending": states[State.PENDING]}
+    return counts

@@ -79,5 +79,5 @@ def test_aggregate_by_hand(tmp_path: Path) -> None:
     records = [
         make_prediction(AI2D, variant, PROTOCOLS["llava"], samples[i], "", o) for i, o in outputs.items()
     ]
-    assert AI2D.aggregate(records) == {"accuracy": 50.0, "unparsed": 1, "failed": 0}
+    assert AI2D.aggregate_for("llava")(records) == {"accuracy": 50.0, "unparsed": 1, "failed": 0}
     assert AI2D.primary_for("llava") == AI2D.primary_for("lmms-eval") == "accuracy"

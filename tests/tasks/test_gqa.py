@@ -133,4 +133,4 @@ def test_aggregate_by_hand(protocol: str, expected: dict[str, float], tmp_path: 
         make_prediction(GQA, variant, PROTOCOLS[protocol], by_id[qid], "", reply)
         for qid, reply, *_ in REPLIES
     ]
-    assert GQA.aggregate(records) == expected | {"unparsed": 1, "failed": 0}
+    assert GQA.aggregate_for("llava")(records) == expected | {"unparsed": 1, "failed": 0}

@@ -133,7 +133,7 @@ def test_aggregate_by_hand(protocol: str, expected: dict[str, float], tmp_path: 
         make_prediction(HB, variant, PROTOCOLS[protocol], by_id[sid], by_id[sid].question, reply)
         for sid, reply in REPLIES.items()
     ]
-    assert HB.aggregate(records) == expected
+    assert HB.aggregate_for("llava")(records) == expected
 
 
 def test_judge_variant_by_hand(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_judge_variant_by_hand(tmp_path: Path) -> None:
     # 7 image questions, 5 right ("incorrect" anywhere is wrong, as the authors read it; unclear is wrong)
     # fAcc figures: illusion/0 (both right) ok, illusion/1 (q0 unclear) no, chart/1 (q1 wrong) no, math/0 ok
     # qAcc questions: illusion q0 (fig1 wrong) no, illusion q1 ok, chart q0 ok, chart q1 no, math q0 ok
-    metrics = task.aggregate(judged)
+    metrics = task.aggregate_for("llava")(judged)
     assert metrics["aacc"] == pytest.approx(500 / 7) and metrics["facc"] == 50.0
     assert metrics["qacc"] == 60.0 and metrics["pending"] == 0
     assert sorted(r.meta["grade"] for r in judged) == [0, 1, 1, 1, 1, 1, 2]

@@ -14,10 +14,10 @@ import pytest
 from evalkit.data.readers import Sample
 from evalkit.errors import ConfigError, InputError
 from evalkit.protocols import PROTOCOLS
-from evalkit.records import Prediction
+from evalkit.records import JUDGE_FAILURE, PENDING_JUDGE, Prediction
 from evalkit.registry import get_task
 from evalkit.runner import make_prediction
-from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, pending_judge
+from evalkit.task import pending_judge
 from tests.support.fixtures_judged import write_llava_bench, write_llava_bench_parquet
 
 BENCH = get_task("llava_bench_wild")
@@ -192,7 +192,7 @@ def test_aggregate_by_hand() -> None:
         _p("5", "conv", None, "failed", error="image not found"),  # no reply, no scores: excluded, counted
         _p("6", "detail", None, PENDING_JUDGE),  # not judged yet: only in `pending`
     ]
-    metrics = BENCH.aggregate(preds)
+    metrics = BENCH.aggregate_for("llava")(preds)
     assert metrics == {
         # reference mean (8 + 10 + 5 + 8) / 4 = 7.75, model mean (6 + 5 + 4 + 8) / 4 = 5.75;
         # 5.75 / 7.75 = 23 / 31 = 74.1935...% (a ratio of means, not the mean of ratios, which is 76.25)
@@ -215,7 +215,7 @@ def test_stale_grades_of_records_waiting_or_failed_are_ignored() -> None:
     # a re-scored record is pending again but keeps the old grade in meta until the judge has seen it
     stale = _p("0", "conv", [2, 9]).model_copy(update={"parse": PENDING_JUDGE, "answer": None, "score": 0.0})
     failed = _p("1", "conv", [2, 9]).model_copy(update={"parse": JUDGE_FAILURE, "answer": None, "score": 0.0})
-    metrics = BENCH.aggregate([stale, failed, _p("2", "conv", [8, 6])])
+    metrics = BENCH.aggregate_for("llava")([stale, failed, _p("2", "conv", [8, 6])])
     assert (metrics["all"], metrics["conv"], metrics["pending"], metrics["judge_failures"]) == (
         75.0,
         75.0,
@@ -225,6 +225,6 @@ def test_stale_grades_of_records_waiting_or_failed_are_ignored() -> None:
 
 
 def test_aggregate_of_records_not_yet_judged(samples: dict) -> None:
-    metrics = BENCH.aggregate([_record(s, "an answer") for s in samples.values()])
+    metrics = BENCH.aggregate_for("llava")([_record(s, "an answer") for s in samples.values()])
     assert metrics["pending"] == len(samples) and metrics["all"] == 0.0
     assert (metrics["unparsed"], metrics["failed"], metrics["judge_failures"]) == (0, 0, 0)

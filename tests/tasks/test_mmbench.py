@@ -226,7 +226,7 @@ def test_circular_aggregation_by_hand(tmp_path: Path) -> None:
     }
     for seed in range(4):  # records arrive in any order across batches
         random.Random(seed).shuffle(predictions)
-        assert EN_DEV.aggregate(predictions) == pytest.approx(expected)
+        assert EN_DEV.aggregate_for("llava")(predictions) == pytest.approx(expected)
     assert EN_DEV.primary == "overall"
 
 
@@ -236,7 +236,7 @@ def test_test_file_reports_counts_only(tmp_path: Path) -> None:
     outputs = ["A", "B", "The answer is A", "hmm", "B", "C"]  # C: no such option in question 1's passes
     predictions = [predict(EN_TEST, s, o) for s, o in zip(samples.values(), outputs, strict=True)]
     assert all(p.score == 0.0 for p in predictions)
-    assert EN_TEST.aggregate(predictions) == {"unparsed": 2, "failed": 0, "answered": 4}
+    assert EN_TEST.aggregate_for("llava")(predictions) == {"unparsed": 2, "failed": 0, "answered": 4}
 
 
 # --- export ------------------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ def test_run_and_export_through_a_server(tmp_path: Path) -> None:
     rescored = evalkit("score", "--task", "mmbench_en_dev", "--predictions", str(run / "predictions.jsonl"),
                        "--output", str(tmp_path / "rescored"))  # fmt: skip
     assert rescored.returncode == 0, rescored.stderr  # records carry options and groups: no data needed
-    assert json.loads((tmp_path / "rescored" / "scores.json").read_text())["metrics"] == record["metrics"]
+    assert json.loads((tmp_path / "rescored" / "metrics.json").read_text())["metrics"] == record["metrics"]
 
     out = tmp_path / "submission.xlsx"
     exported = evalkit("export", "mmbench", str(run), "--out", str(out))

@@ -107,7 +107,7 @@ def test_aggregate_by_hand() -> None:
     for order in range(5):  # pairs split and shuffled (as across batches) give the same numbers
         shuffled = preds[:]
         random.Random(order).shuffle(shuffled)
-        m = MME.aggregate(shuffled)
+        m = MME.aggregate_for("llava")(shuffled)
         assert m["existence_acc"] == pytest.approx(400 / 6)
         assert m["existence_acc_plus"] == pytest.approx(100 / 3)
         assert m["existence"] == pytest.approx(expected_existence)

@@ -217,7 +217,7 @@ def test_instance_weighted_aggregation_by_hand() -> None:
         _p(1, "Art_Theory", "Art and Design", 1.0),
         _p(2, "Art_Theory", "Art and Design", 0.0, answer=None, error="image not found"),  # failed
     ]
-    assert MMMU.aggregate(preds) == {
+    assert MMMU.aggregate_for("llava")(preds) == {
         "accuracy": 50.0,  # 3 of 6 questions
         "science": 50.0,  # 2 of 4 questions (not the mean of Math 66.7 and Physics 0)
         "art_and_design": 50.0,

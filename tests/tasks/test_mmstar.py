@@ -97,7 +97,7 @@ def test_micro_and_macro_by_hand(tmp_path: Path) -> None:
     records = [
         make_prediction(MMSTAR, variant, PROTOCOLS["llava"], samples[i], "", o) for i, o in outputs.items()
     ]
-    assert MMSTAR.aggregate(records) == {
+    assert MMSTAR.aggregate_for("llava")(records) == {
         "accuracy": 60.0,  # 3 of 5 questions
         "macro_accuracy": 62.5,  # l2 accuracies 50, 100, 0, 100
         "coarse_perception": pytest.approx(200 / 3),  # 2 of 3 questions

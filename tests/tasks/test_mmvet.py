@@ -13,10 +13,10 @@ import pytest
 from evalkit.data.readers import Sample
 from evalkit.errors import ConfigError, InputError
 from evalkit.protocols import PROTOCOLS
-from evalkit.records import Prediction
+from evalkit.records import JUDGE_FAILURE, PENDING_JUDGE, Prediction
 from evalkit.registry import get_task
 from evalkit.runner import make_prediction
-from evalkit.task import JUDGE_FAILURE, PENDING_JUDGE, pending_judge
+from evalkit.task import pending_judge
 from tests.support.fixtures_judged import mmvet_items, write_mmvet, write_mmvet_parquet
 
 MMVET = get_task("mmvet")
@@ -189,7 +189,7 @@ def test_aggregate_by_hand() -> None:
         _p("v1_4", ["ocr"], 0.0, "failed", error="image not found"),  # no reply: 0
         _p("v1_5", ["rec"], 0.0, PENDING_JUDGE),  # not graded yet: only in `pending`
     ]
-    metrics = MMVET.aggregate(preds)
+    metrics = MMVET.aggregate_for("llava")(preds)
     assert metrics == {
         "total": 35.0,  # (1 + 0.5 + 0 + 0.25 + 0) / 5
         "rec": pytest.approx(58.333333),  # (1 + 0.5 + 0.25) / 3: v1_0, v1_1, v1_3
@@ -208,6 +208,6 @@ def test_aggregate_by_hand() -> None:
 
 def test_aggregate_of_records_not_yet_judged(samples: dict) -> None:
     records = [_record(s, "an answer") for s in samples.values()]
-    metrics = MMVET.aggregate(records)
+    metrics = MMVET.aggregate_for("llava")(records)
     assert metrics["pending"] == len(mmvet_items()) and metrics["total"] == 0.0
     assert (metrics["unparsed"], metrics["failed"], metrics["judge_failures"]) == (0, 0, 0)

@@ -91,7 +91,7 @@ def test_aggregate_by_hand() -> None:
         _p("random", 1, "no", "yes"),
         _p("random", 2, "no", "no"),
     ]
-    m = POPE.aggregate(preds)
+    m = POPE.aggregate_for("llava")(preds)
     assert [m[f"adversarial_{k}"] for k in ("accuracy", "precision", "recall", "f1", "yes_ratio")] == [
         50.0
     ] * 5

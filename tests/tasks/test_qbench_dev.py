@@ -105,7 +105,7 @@ def test_aggregate_by_hand(samples: dict) -> None:
         make_prediction(QB, QB.variant("llava"), PROTOCOLS["llava"], samples[i], "", o)
         for i, o in outputs.items()
     ]
-    assert QB.aggregate(preds) == {
+    assert QB.aggregate_for("llava")(preds) == {
         "accuracy": 60.0,  # 0, 1, 2 right; 3 wrong (A for B); 4 unparsed
         "yes_no": 50.0,  # 0 right, 3 wrong
         "how": 100.0,  # 1

@@ -120,4 +120,4 @@ def test_aggregate_by_hand(samples: dict) -> None:
         preds = [
             make_prediction(SQA, variant, PROTOCOLS[protocol], samples[i], "", o) for i, o in outputs.items()
         ]
-        assert SQA.aggregate(preds) == expected
+        assert SQA.aggregate_for("llava")(preds) == expected

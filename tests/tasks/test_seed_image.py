@@ -101,7 +101,7 @@ def test_aggregate_by_hand(samples: dict) -> None:
     variant, protocol = SEED.variant("llava"), PROTOCOLS["llava"]
     outputs = {"101": "A", "102": "B.", "103": "D", "104": "B", "105": Failure("image not found")}
     preds = [make_prediction(SEED, variant, protocol, samples[i], "", o) for i, o in outputs.items()]
-    assert SEED.aggregate(preds) == {
+    assert SEED.aggregate_for("llava")(preds) == {
         "accuracy": 40.0,  # 101, 103 of 5
         "scene_understanding": 50.0,  # 101 right, 102 "B." wrong
         "instance_attributes": 100.0,  # 103

@@ -129,5 +129,5 @@ def test_aggregate_by_hand(tmp_path: Path) -> None:
         for sid, out in outputs.items()
     ]
     # 1.0 + 0.9 + 1.0 + 0.9 + 0 (blank reply, scored as "": no annotator said it) = 3.8 over 5 -> 76%
-    assert TEXTVQA.aggregate(records) == {"accuracy": 76.0, "unparsed": 0, "failed": 0}
+    assert TEXTVQA.aggregate_for("llava")(records) == {"accuracy": 76.0, "unparsed": 0, "failed": 0}
     assert records[0].meta["answers"] == list(textvqa_items()[0].answers)  # kept for re-scoring

@@ -146,7 +146,7 @@ def predict(task_name: str, samples: dict[str, Sample], replies: dict, protocol:
 def test_aggregate_by_hand(val: dict[str, Sample]) -> None:
     replies = ["Soda", "Yes", "2", "Unanswerable", Failure("HTTP 500")]  # 0.3, 1, 1, 1, failed (0)
     records = predict("vizwiz_val", val, {V.format(n): r for n, r in enumerate(replies)})
-    assert VAL.aggregate(records) == {
+    assert VAL.aggregate_for("llava")(records) == {
         "accuracy": 66.0,  # 3.3 / 5
         "number": 100.0,
         "other": 15.0,  # (0.3 + 0) / 2
@@ -163,7 +163,7 @@ def test_test_split_reports_counts_only(root: Path) -> None:
         "vizwiz_test", samples, {T.format(0): "Soup.", T.format(1): "", T.format(2): Failure("x")}
     )
     assert [r.answer for r in records] == ["soup", "", None]
-    assert TEST.aggregate(records) == {"unparsed": 0, "failed": 1, "answered": 1, "empty": 1}
+    assert TEST.aggregate_for("llava")(records) == {"unparsed": 0, "failed": 1, "answered": 1, "empty": 1}
 
 
 # --- export ------------------------------------------------------------------------------------------

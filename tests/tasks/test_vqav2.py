@@ -184,7 +184,7 @@ REPLIES = {
 def test_aggregate_by_hand(val: dict[str, Sample]) -> None:
     # scores: 1001 1, 1002 1, 1003 1, 1004 0.6, 1005 0 (llava: "man 's") / 1 (lmms-eval), 1006 1, 1007 1,
     # 1008 0 ("The." normalises to "", which no annotator gave: wrong, but an answer, so not unparsed)
-    llava = VAL.aggregate(predict("vqav2_val", val, REPLIES, "llava"))
+    llava = VAL.aggregate_for("llava")(predict("vqav2_val", val, REPLIES, "llava"))
     assert llava == {
         "accuracy": 70.0,  # 5.6 / 8
         "number": 86.666667,  # (1 + 1 + 0.6) / 3
@@ -193,7 +193,8 @@ def test_aggregate_by_hand(val: dict[str, Sample]) -> None:
         "unparsed": 0,
         "failed": 0,
     }
-    lmms = VAL.aggregate(predict("vqav2_val", val, REPLIES | {"1008": Failure("HTTP 500")}, "lmms-eval"))
+    records = predict("vqav2_val", val, REPLIES | {"1008": Failure("HTTP 500")}, "lmms-eval")
+    lmms = VAL.aggregate_for("lmms-eval")(records)
     assert lmms == {
         "accuracy": 82.5,
         "number": 86.666667,
@@ -209,7 +210,7 @@ def test_testdev_reports_counts_only(root: Path) -> None:
     replies = {"2001": "Yes.", "2002": "Two dogs", "2003": Failure("HTTP 500"), "2004": "the", "2005": "?"}
     records = predict("vqav2_testdev", samples, replies, "llava")
     assert [r.answer for r in records] == ["yes", "2 dogs", None, "", ""]
-    assert TESTDEV.aggregate(records) == {"unparsed": 0, "failed": 1, "answered": 2, "empty": 2}
+    assert TESTDEV.aggregate_for("llava")(records) == {"unparsed": 0, "failed": 1, "answered": 2, "empty": 2}
 
 
 # --- export ------------------------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Conversation templates as named data: the text a model sees around a prompt, as the reference pipelines
+build it. A protocol names one (or leaves the model's own chat template); a model config may name another.
+
+`format` holds `{system}`, `{images}` (one image token and a newline per image, first, as LLaVA places
+them) and `{prompt}`; chat endpoints apply their own template, so only `system` reaches them (as a system
+message). New templates are new entries here (`register_template`), nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evalkit.errors import ConfigError
+
+VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    format: str
+    system: str | None = None
+    stop: tuple[str, ...] = ()  # strings that end a reply in the reference pipeline
+    description: str = ""
+
+    def render(self, prompt: str, n_images: int, image_token: str = "<image>") -> str:
+        images = (image_token + "\n") * n_images
+        return self.format.format(system=self.system or "", images=images, prompt=prompt)
+
+
+TEMPLATES: dict[str, Template] = {}
+
+
+def register_template(template: Template) -> Template:
+    if template.name in TEMPLATES:
+        raise ConfigError(f"conversation template {template.name!r} is defined twice")
+    TEMPLATES[template.name] = template
+    return template
+
+
+def get_template(name: str) -> Template:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        known = ", ".join(sorted(TEMPLATES))
+        raise ConfigError(f"unknown conversation template {name!r} (known: {known}, or native)") from None
+
+
+register_template(
+    Template(
+        "vicuna_v1",
+        "{system} USER: {images}{prompt} ASSISTANT:",
+        VICUNA_SYSTEM,
+        description="LLaVA-1.5 conv_vicuna_v1 (the image tokens first, then the question)",
+    )
+)
+register_template(
+    Template("plain", "{images}{prompt}", description="no conversation: the images, the prompt")
+)
+
+
+def template_system(name: str | None) -> str | None:
+    """The system prompt a named template carries (sent as a system message to chat endpoints)."""
+    return get_template(name).system if name else None
+
+
+def render_template(name: str, prompt: str, n_images: int, image_token: str = "<image>") -> str:
+    """A named conversation template as text."""
+    return get_template(name).render(prompt, n_images, image_token)
