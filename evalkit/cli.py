@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from evalkit.errors import ConfigError, EvalkitError, InputError
+from evalkit.reports.exports import EXPORTS
 from evalkit.scoring.judge import Judge
 
 app = typer.Typer(
@@ -45,12 +46,7 @@ class ListWhat(StrEnum):
     models = "models"
 
 
-class ExportKind(StrEnum):
-    mme = "mme"
-    mmbench = "mmbench"
-    vqav2 = "vqav2"
-    vizwiz = "vizwiz"
-    mmvet = "mmvet"
+ExportKind = StrEnum("ExportKind", {name: name for name in EXPORTS})  # type: ignore[misc]  # the registry's
 
 
 class Layout(StrEnum):
@@ -457,18 +453,10 @@ def export(
     ] = False,
 ) -> None:
     """Write a benchmark's submission or cross-check file from prediction records."""
-    from functools import partial
+    from evalkit.reports.exports import EXPORTS
 
-    from evalkit.reports.exports import export_mmbench, export_mme, export_mmvet, export_vizwiz, export_vqav2
-
-    writer = {
-        ExportKind.mme: export_mme,
-        ExportKind.mmbench: partial(export_mmbench, data_root=data_root, allow_missing=allow_missing),
-        ExportKind.vqav2: partial(export_vqav2, data_root=data_root, allow_missing=allow_missing),
-        ExportKind.vizwiz: partial(export_vizwiz, data_root=data_root, allow_missing=allow_missing),
-        ExportKind.mmvet: partial(export_mmvet, data_root=data_root, allow_missing=allow_missing),
-    }[kind]
-    written = writer(run_task_dir, out_path)
+    writer = EXPORTS[kind.value]
+    written = writer(run_task_dir, out_path, data_root=data_root, allow_missing=allow_missing)
     out.print(f"wrote {len(written)} files to {out_path}" if len(written) > 1 else f"wrote {written[0]}")
 
 

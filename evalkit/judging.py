@@ -84,12 +84,12 @@ YES_NO_MATCHER = ("yes/no matcher prompt", "data/prompts/yes_no_matcher.txt", "E
 MATCHED, MATCHED_NONE = "judge_matcher", "judge_matcher_none"
 
 
-def _matcher_kind(record: Prediction) -> str | None:
-    if isinstance(record.meta.get("options"), dict) and record.meta["options"]:
-        return "options"
-    if str(record.meta.get("target", "")).lower() in ("yes", "no"):
-        return "yes_no"
-    return None
+def _matcher_kind(record: Prediction, kind: str) -> str | None:
+    """What the matcher asks about a reply of a task of this answer kind: its options (a multiple-choice
+    question that has them), yes/no, or nothing (short, open and free answers are never matched)."""
+    if kind == "option":
+        return "options" if record.options else None
+    return "yes_no" if kind == "yes_no" else None
 
 
 def _matcher_request(record: Prediction, kind: str) -> JudgeRequest:
@@ -112,16 +112,16 @@ def _verdict(reply: str) -> str | None:
     return word.lower() if word.lower() in ("yes", "no", "unknown") else None
 
 
-def unmatched(records: list[Prediction]) -> int:
+def unmatched(records: list[Prediction], kind: str) -> int:
     """Replies the rules left unparsed that the matcher could read and has not seen yet."""
     return sum(
         r.answer is None and r.parse == "unparsed" and not r.failed and "matcher" not in r.meta
-        and _matcher_kind(r) is not None for r in records
+        and _matcher_kind(r, kind) is not None for r in records
     )  # fmt: skip
 
 
 def match_unparsed(
-    records: list[Prediction], judge: Judge, process: Callable[[str], str] | None = None
+    records: list[Prediction], judge: Judge, kind: str, process: Callable[[str], str] | None = None
 ) -> list[Prediction]:
     """Records the rules left unparsed (multiple-choice or yes/no) matched by the judge: a matched letter or
     yes/no is scored against the target (rule "judge_matcher"); "none of these" stays unanswered and wrong
@@ -130,14 +130,14 @@ def match_unparsed(
     unread = [
         (i, r) for i, r in enumerate(records) if r.answer is None and r.parse == "unparsed" and not r.failed
     ]
-    todo = [(i, kind) for i, r in unread if (kind := _matcher_kind(r))]
-    requests = [_matcher_request(_as_seen(records[i], process), kind) for i, kind in todo]
+    todo = [(i, asked) for i, r in unread if (asked := _matcher_kind(r, kind))]
+    requests = [_matcher_request(_as_seen(records[i], process), asked) for i, asked in todo]
     out = list(records)
-    for (i, kind), (verdict, replies, _) in zip(
+    for (i, asked), (verdict, replies, _) in zip(
         todo, ask_until_all(judge, requests, _verdict, tries=3), strict=True
     ):
         record = records[i]
-        allowed = {*record.meta["options"], "Z"} if kind == "options" else {"yes", "no", "unknown"}
+        allowed = {*record.options, "Z"} if asked == "options" else {"yes", "no", "unknown"}
         if verdict not in allowed:
             continue
         meta = record.meta | {

@@ -24,7 +24,7 @@ from evalkit.judging import pending as pending_grades
 from evalkit.judging import unmatched
 from evalkit.pipeline import LazyBackend, Pipeline, make_batches
 from evalkit.protocols import Protocol
-from evalkit.records import DataInfo, Manifest, RunRecord, clean_text
+from evalkit.records import DataInfo, Manifest, Prediction, RunRecord, clean_text
 from evalkit.scoring.group import group_by
 from evalkit.scoring.judge import Judge
 from evalkit.stages import make_prediction
@@ -117,6 +117,112 @@ def run_task(
         return _run_locked(task, settings, backend, progress, world, dataset, store)
 
 
+@dataclass
+class _Job:
+    """One task's run: what it asks for, what is already on disk, what is left."""
+
+    task: Task
+    settings: RunSettings
+    world: World
+    dataset: Dataset
+    store: TaskStore
+    samples: list[Sample]
+    variant: Variant
+    manifest: Manifest
+    done: dict[str, Prediction] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> list[Sample]:
+        return [s for s in self.samples if s.id not in self.done]
+
+
+def _plan(task: Task, settings: RunSettings, world: World, dataset: Dataset, store: TaskStore) -> _Job:
+    """Pin the folder's settings (rank 0; a refusal stops every rank) and read what is already made."""
+    protocol = settings.protocol
+    variant = task.variant(protocol.name)
+    samples = select(dataset, settings.limit)
+    manifest = Manifest(
+        task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
+        generation=generation_settings(settings, variant), model_settings=settings.model_settings,
+        data_fingerprint=dataset.fingerprint, replies=protocol.output_settings(),
+    )  # fmt: skip
+    by_id = {s.id: s for s in samples}
+
+    def same_prompts() -> bool:  # every record made was asked exactly what the task asks now
+        assert variant.prompt is not None
+        return all(variant.prompt(by_id[r.id]) == r.prompt for r in store.all_records() if r.id in by_id)
+
+    def check() -> None:
+        store.check_manifest(manifest, same_prompts)
+        store.guard_limit(len(samples))
+
+    world.on_main(check)
+    job = _Job(task, settings, world, dataset, store, samples, variant, manifest)
+    job.done = store.resume(set(by_id))
+    return job
+
+
+def _finished(job: _Job) -> bool:
+    """Nothing to generate, no grade pending, nothing the matcher has yet to see."""
+    done = list(job.done.values())
+    to_match = job.settings.matcher and job.task.judged is None and unmatched(done, job.task.kind)
+    return not job.pending and not pending_grades(done) and not to_match
+
+
+def _generate(job: _Job, backend: LazyBackend, progress: Progress | None) -> int:
+    """Generate the pending samples (this rank's share) and append their records; how many were made."""
+    task, variant, world, total = job.task, job.variant, job.world, len(job.samples)
+    pending = job.pending
+    if backend.batched:  # batches fixed over the whole task; those holding pending samples are run whole
+        batches = make_batches(job.samples, variant, backend.batch_size)
+        mine = world.shard([b for b in batches if any(s.id not in job.done for s in b)])
+    else:
+        groups = list(group_by(pending, lambda s: s.group or s.id).values())  # passes sharing an image
+        mine = make_batches([s for g in world.shard(groups) for s in g], variant, backend.batch_size)
+    if progress:
+        progress(task.name, len(job.done), total)
+    if not mine:
+        return 0
+    template = job.settings.conversation_template()
+    pipeline = Pipeline(backend, variant, template, {s.id for s in pending})
+    written = 0
+    with job.store.writer() as writer:
+        for items in pipeline.run(mine):
+            writer.write(make_prediction(task, variant, job.settings.protocol, *item) for item in items)
+            written += len(items)
+            if progress:  # under data parallelism, rank 0 extrapolates from its own shard
+                progress(task.name, min(total, len(job.done) + written * world.size), total)
+    return written
+
+
+def _finish(job: _Job, backend: LazyBackend, started: str, seconds: float) -> RunRecord:
+    """Rank 0: the shared stages (score -> judge -> aggregate) over every record, then metrics.json."""
+    task, settings, store, protocol = job.task, job.settings, job.store, job.settings.protocol
+    if backend.loaded:
+        store.remember_backend(backend.get().describe())
+    records = store.gather({s.id for s in job.samples})
+    made = [records[s.id] for s in job.samples]
+    judge_model = settings.judge.model if settings.judge is not None else None
+    scored = stages.score(task, protocol, made, judge_model, settings.matcher)
+    judged = stages.judge(task, protocol, scored, settings.judge, settings.matcher)
+    if judged.records != made:
+        store.update(judged.records)
+    dataset = job.dataset
+    provenance = stages.Provenance(
+        model=settings.model,
+        model_config=store.backend_info() or {"model": settings.model, **settings.model_settings},
+        generation=job.manifest.generation | {"batch_size": backend.batch_size, "world_size": job.world.size},
+        data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
+        started=started,
+        seconds=seconds,
+        generated=len(job.pending),
+    )
+    metrics = stages.aggregate(task, protocol, judged.records, str(store.predictions))
+    record = stages.run_record(task, protocol, judged.records, metrics, provenance, judged.info)
+    store.write_record(record)
+    return record
+
+
 def _run_locked(
     task: Task,
     settings: RunSettings,
@@ -126,87 +232,18 @@ def _run_locked(
     dataset: Dataset,
     store: TaskStore,
 ) -> RunRecord:
-    protocol = settings.protocol
-    variant = task.variant(protocol.name)
-    samples = select(dataset, settings.limit)
-    wanted = {s.id for s in samples}
-    generation = generation_settings(settings, variant)
-    manifest = Manifest(
-        task=task.name,
-        task_version=task.version,
-        protocol=protocol.name,
-        model=settings.model,
-        generation=generation,
-        model_settings=settings.model_settings,
-        data_fingerprint=dataset.fingerprint,
-        replies=protocol.output_settings(),
-    )
-
-    by_id = {s.id: s for s in samples}
-
-    def same_prompts() -> bool:  # every record made was asked exactly what the task asks now
-        assert variant.prompt is not None
-        return all(variant.prompt(by_id[r.id]) == r.prompt for r in store.all_records() if r.id in by_id)
-
-    def check() -> None:  # rank 0 reads and pins the folder; its refusal stops every rank
-        store.check_manifest(manifest, same_prompts)
-        store.guard_limit(len(samples))
-
-    world.on_main(check)
-    done = store.resume(wanted)
-    pending = [s for s in samples if s.id not in done]
-    # judged tasks: every grade given; with the matcher on: every unread reply shown to it
-    to_match = settings.matcher and task.judged is None and unmatched(list(done.values()))
-    finished = not pending and not pending_grades(list(done.values())) and not to_match
-    if finished and (record := store.finished(manifest, len(samples))):
+    job = _plan(task, settings, world, dataset, store)
+    if _finished(job) and (record := store.finished(job.manifest, len(job.samples))):
         return record
-
     started, clock = stages.now(), time.perf_counter()
-    if backend.batched:  # batches fixed over the whole task; those holding pending samples are run whole
-        batches = make_batches(samples, variant, backend.batch_size)
-        mine = world.shard([b for b in batches if any(s.id not in done for s in b)])
-    else:
-        groups = list(group_by(pending, lambda s: s.group or s.id).values())  # passes sharing an image
-        mine = make_batches([s for g in world.shard(groups) for s in g], variant, backend.batch_size)
-    if progress:
-        progress(task.name, len(done), len(samples))
-    if mine:
-        pipeline = Pipeline(backend, variant, settings.conversation_template(), {s.id for s in pending})
-        written = 0
-        with store.writer() as writer:
-            for items in pipeline.run(mine):
-                writer.write(make_prediction(task, variant, protocol, *item) for item in items)
-                written += len(items)
-                if progress:  # under data parallelism, rank 0 extrapolates from its own shard
-                    progress(task.name, min(len(samples), len(done) + written * world.size), len(samples))
+    _generate(job, backend, progress)
     seconds = time.perf_counter() - clock
     world.barrier()
     if not world.is_main:
         world.barrier()  # rank 0 merges the shards and writes the metrics
-        if (final := store.finished(manifest, len(samples))) is None:
+        if (final := store.finished(job.manifest, len(job.samples))) is None:
             raise ConfigError(f"{store.metrics}: rank 0 did not write this task's metrics")
         return final
-    if backend.loaded:
-        store.remember_backend(backend.get().describe())
-    records = store.gather(wanted)
-    judge_model = settings.judge.model if settings.judge is not None else None
-    made = [records[s.id] for s in samples]
-    predictions = stages.score(task, protocol, made, judge_model, settings.matcher)
-    judged = stages.judge(task, protocol, predictions, settings.judge, settings.matcher)
-    predictions = judged.records
-    if predictions != made:
-        store.update(predictions)
-    provenance = stages.Provenance(
-        model=settings.model,
-        model_config=store.backend_info() or {"model": settings.model, **settings.model_settings},
-        generation=generation | {"batch_size": backend.batch_size, "world_size": world.size},
-        data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
-        started=started,
-        seconds=seconds,
-        generated=len(pending),
-    )
-    metrics = stages.aggregate(task, protocol, predictions, str(store.predictions))
-    record = stages.run_record(task, protocol, predictions, metrics, provenance, judged.info)
-    store.write_record(record)
+    record = _finish(job, backend, started, seconds)
     world.barrier()
     return record

@@ -131,7 +131,7 @@ def judge(
     if task.judged is not None:
         records = judge_records(task, records, judge, protocol.process)
     else:
-        records = match_unparsed(records, judge, protocol.process)
+        records = match_unparsed(records, judge, task.kind, protocol.process)
     graders = sorted({str(p.meta[k]["model"]) for p in records for k in ("judge", "matcher") if k in p.meta})
     info = judge.config.describe() | {
         "usage": judge.usage().as_dict(),

@@ -137,9 +137,9 @@ def test_option_matcher_by_hand(tmp_path: Path) -> None:
     ]
     with FakeOpenAIServer(matcher_reply) as server:
         judge = Judge(JudgeConfig(model="j", base_url=server.base_url, cache_dir=tmp_path / "cache"))
-        out = match_unparsed(records, judge)
+        out = match_unparsed(records, judge, "option")
         assert server.calls == 4  # one verdict each ("G" reads as a verdict; it names no option)
-        again = match_unparsed(records, judge)
+        again = match_unparsed(records, judge, "option")
         assert server.calls == 4 and again == out  # every verdict from the cache
     assert [(r.answer, r.score, r.parse) for r in out] == [
         ("C", 1.0, "judge_matcher"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from evalkit.errors import InputError
@@ -58,7 +59,9 @@ def _one_line(text: str) -> str:
     return " ".join(text.replace("\t", " ").splitlines())
 
 
-def export_mme(run_task_dir: Path, out: Path) -> list[Path]:
+def export_mme(
+    run_task_dir: Path, out: Path, data_root: Path | None = None, allow_missing: bool = False
+) -> list[Path]:
     """The official MME calculation tool's input: `<subtask>.txt`, lines image<TAB>question<TAB>gt<TAB>pred.
 
     Questions keep their original wording (with " Please answer yes or no."); the two questions of an
@@ -294,3 +297,19 @@ def export_mmvet(
         i: "" if i not in predictions or predictions[i].failed else predictions[i].output.strip() for i in ids
     }
     return _write_json(out, run_task_dir.name, answers)
+
+
+Export = Callable[..., list[Path]]  # (run task folder, out, data_root=None, allow_missing=False) -> files
+EXPORTS: dict[str, Export] = {
+    "mme": export_mme,
+    "mmbench": export_mmbench,
+    "vqav2": export_vqav2,
+    "vizwiz": export_vizwiz,
+    "mmvet": export_mmvet,
+}  # an export kind names the tasks offering it in their `Task.exports`
+
+
+def register_export(name: str, writer: Export) -> None:
+    if name in EXPORTS:
+        raise InputError(f"export {name!r} is registered twice")
+    EXPORTS[name] = writer
