@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,6 +20,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -211,85 +213,35 @@ def run(
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.backends import BackendOptions
-    from evalkit.datacheck import load_all
-    from evalkit.judging import require_judge
-    from evalkit.models import backend_factory, check_dtype, resolve_model
-    from evalkit.pipeline import LazyBackend
-    from evalkit.protocols import get_protocol
-    from evalkit.registry import parse_task_list
-    from evalkit.runner import RunSettings, lock_tasks, run_task
+    from evalkit.session import RunRequest, evaluate
 
-    # everything that can be checked is checked before any folder is touched or any model loads
-    spec = resolve_model(model)
-    chosen = get_protocol(protocol or spec.options.get("protocol") or "llava").with_reasoning(strip_reasoning)
-    task_list = parse_task_list(tasks)
-    check_dtype(dtype or spec.options.get("dtype"))
-    for t in task_list:
-        t.variant(chosen.name)
-    root = _data_root(data_root)
-    datasets = load_all(task_list, root)  # every task's data, before any judge or model is asked
-    the_judge = _judge(
-        judge,
-        judge_base_url,
-        judge_api_key_env,
-        judge_concurrency,
-        judge_price,
-        judge_timeout,
-        judge_max_retries,
-    )
-    require_judge(task_list, the_judge)
-    if judge_matcher and the_judge is None:
-        raise ConfigError("--judge-matcher needs a judge: give --judge MODEL")
-    if the_judge is not None and (judge_matcher or any(t.judged for t in task_list)):
-        the_judge.preflight()
-    size = _batch_size(batch_size)
-    factory = backend_factory(
-        spec,
-        BackendOptions(
+    the_judge = _judge(judge, judge_base_url, judge_api_key_env, judge_concurrency, judge_price,
+                       judge_timeout, judge_max_retries)  # fmt: skip
+    request = RunRequest(
+        model=model,
+        tasks=tasks,
+        data_root=_data_root(data_root),
+        output=output,
+        protocol=protocol,
+        name=name,
+        limit=limit,
+        strip_reasoning=strip_reasoning,
+        backend=BackendOptions(
             dtype=dtype,
             base_url=base_url,
             concurrency=concurrency,
-            batch_size=size,
+            batch_size=_batch_size(batch_size),
             timeout=request_timeout,
             max_retries=max_retries,
         ),
-    )
-    backend = LazyBackend(factory, batch_size=spec.batch_size(size, concurrency), batched=spec.batched)
-    use_protocol_template, template = spec.template()
-    settings = RunSettings(
-        name=name or spec.name,
-        model=model,
-        protocol=chosen,
-        data_root=root,
-        output=output,
-        limit=limit,
-        template=template,
-        use_protocol_template=use_protocol_template,
-        model_settings=spec.settings(dtype),
         judge=the_judge,
         matcher=judge_matcher,
     )
-    from evalkit.distributed import init_world
-
-    world = init_world()
-    try:
-        locks = lock_tasks(task_list, settings, world)  # every task folder, before any model loads
-        with locks, _progress(world.is_main) as bar:
-            bars: dict[str, object] = {}
-
-            def progress(task_name: str, done: int, total: int) -> None:
-                if task_name not in bars:
-                    bars[task_name] = bar.add_task(task_name, total=total, completed=done, rate="")
-                tid = bars[task_name]
-                bar.update(tid, completed=done)  # type: ignore[arg-type]
-                speed = bar.tasks[tid].speed  # type: ignore[index]
-                bar.update(tid, rate=f"{speed:.1f} samples/s" if speed else "")  # type: ignore[arg-type]
-
-            report = progress if world.is_main else None
-            records = [run_task(t, settings, backend, report, world, datasets.pop(t.name)) for t in task_list]
-    finally:
-        backend.close()
-        world.close()
+    with (
+        _progress() as bar,
+        evaluate(request, lambda world: _bar_progress(bar) if world.is_main else None) as done,
+    ):
+        settings, records, world = done.settings, done.records, done.world
     if not world.is_main:
         return
     for record in records:
@@ -308,6 +260,21 @@ def run(
                 "reached): run the same command again; the metrics leave them out until then[/yellow]"
             )
     out.print(f"results: {settings.output / settings.name}")
+
+
+def _bar_progress(bar: Progress) -> Callable[[str, int, int], None]:
+    """A progress callback drawing one bar per task with samples/s."""
+    bars: dict[str, TaskID] = {}
+
+    def progress(task_name: str, done: int, total: int) -> None:
+        if task_name not in bars:
+            bars[task_name] = bar.add_task(task_name, total=total, completed=done, rate="")
+        tid = bars[task_name]
+        bar.update(tid, completed=done)
+        speed = bar.tasks[tid].speed
+        bar.update(tid, rate=f"{speed:.1f} samples/s" if speed else "")
+
+    return progress
 
 
 def _judge(

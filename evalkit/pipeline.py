@@ -101,6 +101,7 @@ class Pipeline:
         for s in samples:
             images = decoded[s.id]
             if not isinstance(images, Failure):
+                images = images[: self.variant.image_limit] if self.variant.image_limit else images
                 images = [expand_to_square(img, pad) for img in images] if mode == "pad" else images
                 requests.append(
                     Request(s.id, images, prompts[s.id], self.variant.max_new_tokens, self.template)

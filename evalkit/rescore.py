@@ -74,6 +74,12 @@ def rescore_records(
         ) from None
 
 
+def _prompt(task: Task, protocol: str, sample: Sample) -> str:
+    prompt = task.variant(protocol).prompt
+    assert prompt is not None  # Task.variant resolves every field
+    return prompt(sample)
+
+
 def _index(samples: list[Sample]) -> dict[str, list[Sample]]:
     """Samples by id, and by the id's base where ids carry a `#k` suffix (several questions per image)."""
     by_key: dict[str, list[Sample]] = {}
@@ -97,7 +103,7 @@ def rescore_llava(task: Task, protocol: Protocol, path: Path, samples: list[Samp
         candidates = by_key.get(key, [])
         if len(candidates) > 1:  # told apart by the prompt, as any protocol of the task renders it
             prompt = str(obj.get("prompt", ""))
-            candidates = [s for s in candidates if any(v.prompt(s) == prompt for v in task.variants.values())]
+            candidates = [s for s in candidates if any(_prompt(task, p, s) == prompt for p in task.protocols)]
         if len(candidates) != 1:
             raise InputError(
                 f"{path}:{number}: question_id {qid!r} matches {len(candidates)} samples of {task.name}"

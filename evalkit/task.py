@@ -52,6 +52,7 @@ class Variant:
     primary: str | None = None  # the headline metric under this protocol, when it differs from the task's
     aggregate: Callable[[list[Prediction]], dict[str, float]] | None = None  # likewise, the aggregation
     departures: tuple[str, ...] = ()  # where this differs from the protocol's reference pipeline, and why
+    image_limit: int | None = None  # at most this many of a sample's images reach the model (the first ones)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,17 @@ register_template(
 )
 
 
+register_template(
+    Template(
+        "llama3",
+        "<|start_header_id|>user<|end_header_id|>\n\n{images}{prompt}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        stop=("<|eot_id|>",),
+        description="xtuner's llama3_chat instruction, no system prompt; the tokenizer adds BOS",
+    )
+)
+
+
 def template_system(name: str | None) -> str | None:
     """The system prompt a named template carries (sent as a system message to chat endpoints)."""
     return get_template(name).system if name else None

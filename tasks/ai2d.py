@@ -55,6 +55,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt, option_match(GENERAL), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, option_match(AI2D_LMMS), max_new_tokens=16),
+        "vlmevalkit": Variant(),
     },
     aggregate=grouped_accuracy(),
     primary="accuracy",

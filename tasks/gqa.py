@@ -35,7 +35,7 @@ from evalkit.data.readers import (
 )
 from evalkit.errors import InputError
 from evalkit.protocols import SHORT
-from evalkit.scoring.exact import exact_match, lower_no_punctuation, rstrip_period_lower
+from evalkit.scoring.exact import exact_match, lower_no_punctuation, rstrip_period_lower, strip_lower
 from evalkit.scoring.outcomes import grouped_accuracy
 from evalkit.task import Task, Variant
 
@@ -111,6 +111,8 @@ TASK = Task(
             max_new_tokens=16,
             image_mode="native",
         ),
+        # VLMEvalKit 3dfe2971 (GQA_TestDev_Balanced): the short-answer suffix, exact after strip + lower
+        "vlmevalkit": Variant(prompt, exact_match(strip_lower, strip_lower)),
     },
     aggregate=grouped_accuracy("structural"),
     primary="accuracy",

@@ -26,6 +26,8 @@ evalkit/data/prompts/hallusionbench_judge.txt ($EVALKIT_HALLUSIONBENCH_JUDGE nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,22 +113,22 @@ def prompt(sample: Sample) -> str:
     return sample.question
 
 
-def _figure(p: Prediction) -> tuple[str, ...]:
-    return tuple(p.meta[k] for k in ("category", "subcategory", "set_id", "figure_id"))
+def aggregate(
+    predictions: list[Prediction], keys: tuple[str, ...] = ("category", "subcategory")
+) -> dict[str, float]:
+    """aAcc per question; fAcc per figure and qAcc per question across its figures, each group identified by
+    `keys` + set id + figure (question) id. VLMEvalKit's Hallusion_rating leaves the category (VD/VS) out."""
 
-
-def _question(p: Prediction) -> tuple[str, ...]:
-    return tuple(p.meta[k] for k in ("category", "subcategory", "set_id", "question_id"))
-
-
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     def right(p: Prediction) -> bool:
         return p.score == 1.0
 
+    def group(last: str) -> Callable[[Prediction], tuple[str, ...]]:
+        return lambda p: tuple(p.meta[k] for k in (*keys, "set_id", last))
+
     return {
         "aacc": accuracy(p.score for p in predictions),
-        "facc": all_correct_rate(predictions, _figure, right),
-        "qacc": all_correct_rate(predictions, _question, right),
+        "facc": all_correct_rate(predictions, group("figure_id"), right),
+        "qacc": all_correct_rate(predictions, group("question_id"), right),
     }
 
 
@@ -155,6 +157,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt, label_match(yes_no_words), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, label_match(yes_no_contains), max_new_tokens=128, image_mode="native"),
+        "vlmevalkit": Variant(aggregate=partial(aggregate, keys=("subcategory",))),
     },
     aggregate=aggregate,
     primary="aacc",

@@ -186,7 +186,7 @@ def _task(split: Split) -> Task:
         folder="mmbench",
         description=TITLES[split.lang].format(part=split.part) + ", circular multiple choice",
         load=_loader(split),
-        variants={"llava": llava, "lmms-eval": lmms},
+        variants={"llava": llava, "lmms-eval": lmms, "vlmevalkit": Variant()},
         aggregate=aggregate,
         primary="overall",
         kind="option",

@@ -127,6 +127,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt_llava, label_match(yes_no_prefix), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt_lmms, label_match(yes_no_prefix_lenient), max_new_tokens=16),
+        "vlmevalkit": Variant(),  # the question as stored ("Please answer yes or no." kept)
     },
     aggregate=aggregate,
     primary="perception",

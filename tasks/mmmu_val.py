@@ -1,25 +1,18 @@
 """MMMU (Yue et al., 2024, "MMMU: A Massive Multi-discipline Multimodal Understanding and Reasoning
 Benchmark for Expert AGI"), validation split: 900 questions, 30 subjects in 6 disciplines.
 
-Reads a local snapshot of MMMU/MMMU in `<root>/mmmu/`: `<Subject>/validation-*.parquet` (dev and test
-files beside them are ignored). `options` is a Python list written as a string (read with
-`ast.literal_eval`); `image_1`..`image_7` hold the images. A question's images are those its
-`<image k>` markers name (question and, for multiple choice, options), once each, in order of k as
-lmms-eval sorts them; the markers stay in the text. (lmms-eval's chat-message path puts each image at its
-marker instead; evalkit sends the images before the text, as for every task.)
-
-Prompt, protocol llava (BENCHMARKS): question + "A. option" lines + MC; open: question + SHORT.
-Protocol lmms-eval (mmmu_val "format"): the same with a blank line before the instruction.
-max_new_tokens 128 for both: lmms-eval's mmmu template has said 128 since v0.6 (16 until v0.5).
-Multiple choice: official MMMU parse (`MMMU`, llava) or lmms-eval's (`MMMU_LMMS`); no random guess for an
-unparsed reply, it is wrong and counted. Open questions, both protocols: the official parse_open_response +
-eval_open (`evalkit.scoring.open_answer`; a reply is right when any of its candidates matches). The gold:
-llava (the official answer file) accepts each item of a list, also one written as a string
-("['24', '24.0']"); lmms-eval 0.7.3 takes `answer` as the dataset stores it - each item of a real list,
-but a string is one answer, never parsed, so "['24', '24.0']" only matches that very text. (lmms-eval
-0.7.2 scored every open question 0; 0.7.3 fixed that.)
-Metrics: `accuracy` (over all questions, primary), per discipline and per subject (instance-weighted,
-snake_case keys such as `art_and_design`, `art_theory`), `unparsed`, `failed`.
+Reads a local snapshot of MMMU/MMMU in `<root>/mmmu/`: `<Subject>/validation-*.parquet` (dev and test beside
+them ignored); `options` is a Python list written as a string (`ast.literal_eval`); a question's images are
+those its `<image k>` markers name, once each, in order of k; the markers stay in the text.
+Prompts: llava, question + "A. option" lines + MC (open: + SHORT); lmms-eval, the same with a blank line
+before the instruction (images before the text, where its chat path puts each at its marker); vlmevalkit,
+LLaVA_XTuner's prompt through split_MMMU, the first image only. 128 new tokens (llava, lmms-eval).
+Multiple choice: the official parse (`MMMU`), lmms-eval's (`MMMU_LMMS`), VLMEvalKit's can_infer; never a
+random guess. Open questions: the official parse_open_response + eval_open under llava (golds: a list's
+items, also one written as a string) and lmms-eval 0.7.3 (a stored list's items, but a string is one answer:
+"['24', '24.0']" matches only that text; 0.7.2 scored every open question 0); vlmevalkit reads them as
+options A = the gold text, B = "Other Answers".
+Metrics: `accuracy` (primary; over all questions), per discipline and per subject (snake_case keys).
 """
 
 from __future__ import annotations
@@ -40,8 +33,17 @@ from evalkit.data.readers import (
 )
 from evalkit.errors import InputError
 from evalkit.protocols import MC, SHORT
-from evalkit.scoring.open_answer import open_match
-from evalkit.scoring.options import MMMU, MMMU_LMMS, Chain, options_from, render_options
+from evalkit.protocols.vlmevalkit import option_prompt as vlmeval_option_prompt
+from evalkit.scoring.open_answer import gold_answers, open_match
+from evalkit.scoring.options import (
+    MMBENCH,
+    MMMU,
+    MMMU_LMMS,
+    Chain,
+    options_from,
+    render_options,
+    vlmeval_open,
+)
 from evalkit.scoring.outcomes import grouped_accuracy, option_match
 from evalkit.scoring.types import Scored
 from evalkit.task import Task, Variant
@@ -133,20 +135,6 @@ def prompt_lmms(sample: Sample) -> str:
     return sample.question + "\n" + SHORT
 
 
-def gold_answers(answer: str) -> list[str]:
-    """An open question's accepted answers: the items of a list of strings written as a string
-    ("['24/7', '3.429']"), else the answer itself (an interval such as "[1, 2]" stays one answer)."""
-    text = answer.strip()
-    if text.startswith("[") and text.endswith("]"):
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return [answer]
-        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-            return value
-    return [answer]
-
-
 def golds_official(sample: Sample) -> list[str]:
     """The official answer file's golds: a list's items (also a list written as a string)."""
     return sample.meta.get("answer_list") or gold_answers(sample.target)
@@ -157,14 +145,21 @@ def golds_lmms(sample: Sample) -> list[str]:
     return sample.meta.get("answer_list") or [sample.target]
 
 
-def scorer(chain: Chain, golds: Callable[[Sample], list[str]]) -> Callable[[str, Sample], Scored]:
-    """Multiple choice through the option chain; open questions through the official open-answer rules."""
+def prompt_vlmeval(sample: Sample) -> str:
+    """LLaVA_XTuner's option prompt (open questions: the letter instruction, no options) through VLMEvalKit's
+    split_MMMU: each `<image k>` marker becomes a line break (the text pieces joined with "\n")."""
+    return _MARKER.sub("\n", vlmeval_option_prompt(sample))
+
+
+def scorer(chain: Chain, golds: Callable[[Sample], list[str]] | None) -> Callable[[str, Sample], Scored]:
+    """Multiple choice through the option chain; open questions through the official open-answer rules, or
+    (golds None) VLMEvalKit's: option A is the gold text, B "Other Answers", read with can_infer."""
     letter = option_match(chain)
 
     def score(output: str, sample: Sample) -> Scored:
         if sample.meta["question_type"] == MULTIPLE_CHOICE:
             return letter(output, sample)
-        return open_match(output, golds(sample))
+        return open_match(output, golds(sample)) if golds else vlmeval_open(output, sample.target)
 
     score.__qualname__ = f"mmmu({chain.name})"
     return score
@@ -186,6 +181,12 @@ TASK = Task(
                 "images go before the text, in <image k> order; lmms-eval's chat path puts each at its "
                 "marker",
             ),
+        ),
+        "vlmevalkit": Variant(
+            prompt_vlmeval,
+            scorer(MMBENCH, None),
+            image_limit=1,
+            departures=("the one image sent is image 1 (VLMEvalKit: the first marker's image)",),
         ),
     },
     aggregate=grouped_accuracy("discipline", "subject"),

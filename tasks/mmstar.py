@@ -28,7 +28,7 @@ from evalkit.errors import InputError
 from evalkit.protocols import MC
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, group_by, mean, snake
-from evalkit.scoring.options import GENERAL, LETTERS, MMSTAR
+from evalkit.scoring.options import GENERAL, LETTERS, MMSTAR, render_options
 from evalkit.scoring.outcomes import option_match
 from evalkit.task import Task, Variant
 
@@ -87,6 +87,13 @@ def prompt_lmms(sample: Sample) -> str:
     return sample.question.strip().replace(YES_NO, "") + LMMS_SUFFIX
 
 
+def prompt_vlmeval(sample: Sample) -> str:
+    """VLMEvalKit's MMStar TSV keeps the options in columns: the question without its "Options:" part, then
+    LLaVA_XTuner's option lines and letter instruction."""
+    question = sample.question.rpartition("Options:")[0].rstrip() or sample.question
+    return question + render_options({k: v for k, v in sample.options.items() if v}) + MC
+
+
 def _l2_accuracies(predictions: list[Prediction]) -> dict[str, float]:
     by_l2 = group_by(predictions, lambda p: p.meta["l2_category"])
     return {l2: accuracy(p.score for p in preds) for l2, preds in sorted(by_l2.items())}
@@ -115,6 +122,7 @@ TASK = Task(
     description="MMStar vision-indispensable multiple choice (val, 1500 questions)",
     load=load,
     variants={
+        "vlmevalkit": Variant(prompt_vlmeval),
         "llava": Variant(prompt_llava, option_match(GENERAL), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(
             prompt_lmms,

@@ -15,6 +15,7 @@ Sample ids are `<split>/<question_id>` (question ids restart at 1 in each split'
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from evalkit.data.images import ImageRef, file_ref, safe_join
@@ -124,9 +125,13 @@ def _split_metrics(prefix: str, counts: BinaryCounts) -> dict[str, float]:
     }
 
 
-def aggregate(predictions: list[Prediction]) -> dict[str, float]:
+def aggregate(predictions: list[Prediction], unparsed_as: str | None = None) -> dict[str, float]:
+    """Per split and pooled (`all_*`): accuracy, precision, recall, F1, yes-ratio. An unparsed reply is
+    outside the confusion counts, unless `unparsed_as` names the answer it counts as (VLMEvalKit: "no")."""
+
     def counts(preds: list[Prediction]) -> BinaryCounts:
-        return binary_counts(((p.answer, p.meta["target"]) for p in preds), positive="yes")
+        pairs = ((p.answer if p.answer is not None else unparsed_as, p.meta["target"]) for p in preds)
+        return binary_counts(pairs, positive="yes")
 
     metrics: dict[str, float] = {}
     by_split = group_by(predictions, lambda p: p.meta["category"])
@@ -154,6 +159,14 @@ TASK = Task(
             primary="all_f1",
             departures=(
                 "yes_ratio is the share of predicted yes; lmms-eval's counts the ground truth's yes",
+            ),
+        ),
+        # VLMEvalKit f84d7c5e: one F1 pooled over the three splits, an Unknown reply counted as "no"
+        "vlmevalkit": Variant(
+            primary="all_f1",
+            aggregate=partial(aggregate, unparsed_as="no"),
+            departures=(
+                "the question is asked as POPE's own files word it (VLMEvalKit's TSV text unverified)",
             ),
         ),
     },

@@ -107,6 +107,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt, option_match(SQA_LLAVA), max_new_tokens=1024, image_mode="crop"),
         "lmms-eval": Variant(prompt, option_match(SQA_LMMS), max_new_tokens=16, image_mode="native"),
+        "vlmevalkit": Variant(),
     },
     aggregate=grouped_accuracy(),
     primary="accuracy",

@@ -100,6 +100,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt, option_match(EXACT_LETTER), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, option_match(FIRST_CHAR), max_new_tokens=1024, image_mode="native"),
+        "vlmevalkit": Variant(),
     },
     aggregate=grouped_accuracy("category"),
     primary="accuracy",

@@ -120,6 +120,7 @@ TASK = Task(
     variants={
         "llava": Variant(prompt_llava, vqa_match(m4c), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt_lmms, vqa_match(m4c), max_new_tokens=1024, image_mode="native"),
+        "vlmevalkit": Variant(),
     },
     aggregate=grouped_accuracy(),
     primary="accuracy",

@@ -3,6 +3,8 @@ then string equality. Each normaliser is one published rule:
 
 - `rstrip_period_lower`: LLaVA's `convert_gqa_for_eval.py` (`text.rstrip('.').lower()`); GQA's own
   `eval.py` then compares with the raw answer.
+- `strip_lower`: VLMEvalKit's GQA (`process_line(..., method="accuracy")`: strip and lower-case both
+  sides, nothing else: "Yes." is not "yes").
 - `lower_no_punctuation`: lmms-eval's `exact_match` with `ignore_case` and `ignore_punctuation` (every
   `string.punctuation` character deleted), applied to both sides of the stripped reply.
 
@@ -25,6 +27,11 @@ _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 def rstrip_period_lower(text: str) -> str:
     """Trailing periods removed (all of them), then lower-cased; nothing else (no strip)."""
     return text.rstrip(".").lower()
+
+
+def strip_lower(text: str) -> str:
+    """Stripped and lower-cased, nothing else."""
+    return text.strip().lower()
 
 
 def lower_no_punctuation(text: str) -> str:

@@ -9,6 +9,7 @@ takes a `set`, whose order varies between runs; only the order changes, not the 
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Sequence
 
@@ -82,6 +83,21 @@ def parse_open_response(response: str) -> list[Candidate]:
 def gold_candidates(golds: Sequence[str]) -> list[Candidate]:
     """The gold answers normalised like predictions (a question may accept several answers)."""
     return [c for gold in golds for c in normalize_str(gold)]
+
+
+def gold_answers(answer: str) -> list[str]:
+    """An open question's accepted answers as the official answer file holds them: the items of a list of
+    strings written as a string ("['24/7', '3.429']"), else the answer itself (an interval such as "[1, 2]"
+    stays one answer)."""
+    text = answer.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return [answer]
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            return value
+    return [answer]
 
 
 def eval_open(golds: Sequence[str], candidates: Sequence[Candidate]) -> Candidate | None:

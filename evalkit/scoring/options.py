@@ -38,7 +38,7 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from evalkit.scoring.types import Parsed
+from evalkit.scoring.types import Parsed, Scored
 
 Options = Mapping[str, str]  # letter -> option text, in letter order
 Step = Callable[[str, Options], str | None]
@@ -160,6 +160,14 @@ def vlmeval_text(output: str, options: Options) -> str | None:
     text = output.lower()
     found = [letter for letter, value in options.items() if str(value).lower() in text]
     return found[0] if len(found) == 1 else None
+
+
+def vlmeval_open(output: str, gold: str) -> Scored:
+    """VLMEvalKit's MMMU open question (`MMMU_preproc`): option A is the gold text, B "Other Answers"; the
+    reply is right when can_infer reads A - a lone "A" word, or the gold text inside it ("3" is in "13")."""
+    parsed = MMBENCH(output, {"A": gold, "B": "Other Answers"})
+    rule = parsed.rule if parsed.label is not None else "unparsed"
+    return Scored(gold if parsed.label == "A" else parsed.label, float(parsed.label == "A"), rule)
 
 
 def exact_letter(output: str, options: Options) -> str | None:

@@ -10,6 +10,7 @@
   processor (convert_vqav2_for_submission), then the official evaluation (the server's).
 - `m4c`: TextVQA/VizWiz (EvalAI processor on the prediction and on all answers).
 - `vqa_always_processed`: lmms-eval's VQAv2 variant (both sides always processed, no EvalAI tokenising).
+- `vqa_vlmeval`: VLMEvalKit's VQA score (both sides always processed, the official comma rule).
 
 Normalisers are pure and memoised: 214k VQAv2 questions repeat a few thousand distinct answers.
 """
@@ -128,6 +129,14 @@ def vqa_always_processed(prediction: str, answers: Sequence[str]) -> tuple[str, 
 
     pred = process(prediction)
     return pred, leave_one_out(pred, [process(a) for a in answers])
+
+
+def vqa_vlmeval(prediction: str, answers: Sequence[str]) -> tuple[str, float]:
+    """VLMEvalKit's VQA score (`vqa_eval.process_answer` + `vqa_score`): newlines and tabs to spaces, strip,
+    the official punctuation step (its digit,digit comma rule), then digit/article processing, on the reply
+    and on every answer, always; then the leave-one-out mean."""
+    pred = process_digit_article(process_punctuation(_clean(prediction)))
+    return pred, leave_one_out(pred, [process_digit_article(process_punctuation(_clean(a))) for a in answers])
 
 
 def m4c(prediction: str, answers: Sequence[str]) -> tuple[str, float]:

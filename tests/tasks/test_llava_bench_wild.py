@@ -85,7 +85,9 @@ def test_caption_list_is_joined_by_lines(tmp_path: Path) -> None:
 
 
 def test_prompts(samples: dict) -> None:
-    assert {BENCH.variant(p).prompt(samples["1"]) for p in PROTOCOLS} == {"Describe this photo in detail."}
+    assert {BENCH.variant(p).prompt(samples["1"]) for p in BENCH.protocols} == {
+        "Describe this photo in detail."
+    }
     assert (BENCH.variant("llava").max_new_tokens, BENCH.variant("llava").image_mode) == (1024, "crop")
     assert (BENCH.variant("lmms-eval").max_new_tokens, BENCH.variant("lmms-eval").image_mode) == (
         4096,
