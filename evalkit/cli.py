@@ -46,6 +46,7 @@ class ListWhat(StrEnum):
     groups = "groups"
     protocols = "protocols"
     models = "models"
+    templates = "templates"
 
 
 ExportKind = StrEnum("ExportKind", {name: name for name in EXPORTS})  # type: ignore[misc]  # the registry's
@@ -171,10 +172,23 @@ def _interrupted() -> None:
     _exit_now(130)
 
 
+Revision = Annotated[
+    str | None, typer.Option(help="hub revision (branch, tag or commit) of a hub id; the commit is recorded")
+]
+VisionTower = Annotated[
+    Path | None,
+    typer.Option(
+        help="CLIP folder for an original LLaVA / ShareGPT4V / xtuner checkpoint (default: its config's)"
+    ),
+]
+
+
 @app.command()
 @interruptible
 def run(
-    model: Annotated[str, typer.Option(help="config name, checkpoint folder, or openai:<model-id>")],
+    model: Annotated[
+        str, typer.Option(help="config name, checkpoint folder, hub id (org/name), or openai:<model-id>")
+    ],
     tasks: Annotated[str, typer.Option(help="comma-separated task names (evalkit list tasks)")],
     protocol: Annotated[
         str | None, typer.Option(help="llava | lmms-eval (default: model config or llava)")
@@ -210,6 +224,17 @@ def run(
     judge_timeout: JudgeTimeout = 120.0,
     judge_max_retries: JudgeRetries = 5,
     strip_reasoning: StripReasoning = None,
+    revision: Revision = None,
+    vision_tower: VisionTower = None,
+    template: Annotated[
+        str | None, typer.Option(help="conversation template (evalkit list templates) or 'native'")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-remote-code", help="let the checkpoint run its own Python code (review it first)"
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.backends import BackendOptions
@@ -236,6 +261,12 @@ def run(
         ),
         judge=the_judge,
         matcher=judge_matcher,
+        model_options={
+            "revision": revision,
+            "vision_tower": str(vision_tower) if vision_tower else None,
+            "template": template,
+            "trust_remote_code": trust_remote_code,
+        },
     )
     with (
         _progress() as bar,
@@ -448,16 +479,47 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
 
         for p in all_protocols().values():
             out.print(f"{p.name:<11} v{p.version}  {p.description}")
-    else:
-        from evalkit.models import list_configs
+    elif what is ListWhat.templates:
+        from evalkit.templates import TEMPLATES
 
-        configs = list_configs()
-        for cfg_name, path in configs.items():
-            out.print(f"{cfg_name:<24} {path}")
+        for t in TEMPLATES.values():
+            out.print(f"{t.name:<10} {t.description}")
+        out.print(f"{'native':<10} the checkpoint's own chat template")
+    else:
+        from evalkit.models import describe_configs
+
+        configs = describe_configs()
+        rows = [("name", "family", "format", "template", "checkpoint"), *configs]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            out.print(
+                escape("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4])
+            )
         if not configs:
             out.print(
                 "no model configs (configs/models/*.yaml); a checkpoint folder or openai:<id> also works"
             )
+
+
+@app.command()
+def convert(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="original LLaVA / ShareGPT4V / xtuner checkpoint folder")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write (must not exist)")],
+    vision_tower: VisionTower = None,
+) -> None:
+    """Write an original LLaVA-code (LLaVA-1.5/1.6, ShareGPT4V, xtuner -hf) or xtuner checkpoint as a
+    transformers LLaVA / LLaVA-NeXT checkpoint (`--model` also converts on the fly, into a cache)."""
+    from evalkit.checkpoints import convert as convert_checkpoint
+    from evalkit.checkpoints import detect
+
+    if out_dir.exists():
+        raise InputError(f"{out_dir}: already exists; give a new folder")
+    found = detect(checkpoint)
+    out.print(f"{checkpoint}: {found.family} ({found.format} format); converting...")
+    convert_checkpoint(found, out_dir, vision_tower)
+    out.print(f"wrote {out_dir} (evalkit run --model {out_dir} ...)")
 
 
 @app.command()
@@ -479,7 +541,12 @@ def show(
     if p.reference:
         out.print(f"reproduces: {escape(p.reference)}")
     tags = ", ".join(start + "..." + end for start, end in p.reasoning_tags) or "none (--strip-reasoning)"
-    out.print(f"template: {p.template or 'model chat template'}")
+    own = "the model's training template, else its chat template" if p.own_template == "trained" else None
+    if p.template:
+        own = f"{p.template} (a model trained with another template gets its own)"
+    out.print(f"template: {own or 'model chat template'}")
+    tokenization = "chunks around each image, BOS on the first (tokenizer_image_token)"
+    out.print(f"tokenization: {tokenization if p.tokenization == 'llava' else 'the processor'}")
     out.print(f"replies stripped before parsing: {p.strip_output}; reasoning blocks removed: {escape(tags)}")
     out.print("where this protocol departs from its reference:")
     for note in p.departures:

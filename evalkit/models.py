@@ -1,8 +1,16 @@
-"""Resolving MODEL on the command line to a backend: a config name, a checkpoint folder, or openai:<id>.
+"""Resolving MODEL on the command line to a backend: a config name, a checkpoint folder (any format
+`evalkit.checkpoints` reads), a Hugging Face hub id, or openai:<id> / scripted:<file>.
 
 Model configs live in `configs/models/<name>.yaml` (or `$EVALKIT_CONFIGS/models/`):
-`backend` (hf|openai), `checkpoint` (path) or `model` (endpoint model id), `base_url`, `dtype`,
-`trust_remote_code`, `protocol` (default protocol), `display_name`, `llm`.
+`backend` (hf|openai), `checkpoint` (folder or hub id) or `model` (endpoint model id), `revision`,
+`vision_tower`, `base_url`, `dtype`, `trust_remote_code`, `template` (a named template or `native`),
+`stop` (tokens that end a reply), `image_mode` (per protocol), `protocol` (default protocol),
+`display_name`, `llm`, `family`, `published` (the record its numbers are compared with).
+Command-line options (`--revision`, `--vision-tower`, `--template`, `--trust-remote-code`) override them.
+
+`locate` turns an hf spec into a local folder before anything loads: a hub id is found in the cache (or
+downloaded), the folder's format detected from its small files, the vision tower of a checkpoint that
+needs converting found, and the content fingerprinted; errors there are one line and cost seconds.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +26,8 @@ import yaml
 
 from evalkit.backends import BACKENDS, BackendKind, BackendOptions, get_backend_kind
 from evalkit.backends.base import Backend
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, InputError
+from evalkit.templates import NATIVE
 
 
 @dataclass(frozen=True)
@@ -55,15 +64,38 @@ class ModelSpec:
 
         return describe(self.kind, self, BackendOptions(dtype=dtype))
 
-    def template(self) -> tuple[bool, str | None]:
-        """(use the protocol's template?, the config's own): a config may name one, or "native"."""
-        if "template" not in self.options:
+    def image_mode(self, protocol: str) -> str | None:
+        """The config's `image_mode` for a protocol (a mode, or a mapping protocol -> mode); None: the
+        protocol's per task."""
+        chosen = self.options.get("image_mode")
+        if isinstance(chosen, dict):
+            chosen = chosen.get(protocol)
+        if chosen is not None and chosen not in IMAGE_MODES:
+            raise ConfigError(f"image_mode {chosen!r} for {self.name}: one of {', '.join(IMAGE_MODES)}")
+        return chosen
+
+    def template(self, protocol_template: str | None = None, own: str = "chat") -> tuple[bool, str | None]:
+        """(use the protocol's template?, the one used instead; None: the checkpoint's chat template).
+
+        `template` (config or --template) is used whatever the protocol. Otherwise `trained_template` (the
+        config's, else what the checkpoint's files tell) decides: a protocol's named template (llava's
+        vicuna_v1) is never put on a model trained with another one, and a protocol that frames prompts
+        with the model's training template (`own="trained"`) gets it. Unknown training: the protocol's."""
+        if "template" in self.options:
+            chosen = self.options["template"]
+            return False, None if chosen in (None, NATIVE) else str(chosen)
+        trained = self.options.get("trained_template")
+        if self.backend != "hf" or trained is None:
             return True, None
-        chosen = self.options["template"]
-        return False, None if chosen in (None, "native") else str(chosen)
+        if protocol_template is None and own == "chat":
+            return True, None
+        if trained == protocol_template:
+            return True, None
+        return False, None if trained == NATIVE else trained
 
 
 DTYPES = ("auto", "float16", "bfloat16", "float32")
+IMAGE_MODES = ("pad", "crop", "native")
 
 
 def check_dtype(dtype: str | None) -> None:
@@ -123,13 +155,80 @@ def resolve_model(model: str) -> ModelSpec:
     path = Path(model).expanduser()
     if path.is_dir():
         return ModelSpec(name=slug(path.resolve().name), backend="hf", target=str(path))
+    from evalkit.checkpoints.hub import looks_like_hub_id
+
+    if looks_like_hub_id(model):
+        return ModelSpec(name=slug(model.split("/")[-1]), backend="hf", target=model)
     raise ConfigError(
         f"model {model!r} is not a config in {', '.join(str(d) for d in config_dirs()[-2:])}, "
-        "a checkpoint folder, or openai:<model-id>"
+        "a checkpoint folder, a hub id (org/name) or openai:<model-id>"
     )
+
+
+def with_overrides(spec: ModelSpec, **overrides: Any) -> ModelSpec:
+    """The spec with command-line settings (None: not given) over the config's."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(spec, options={**spec.options, **given}) if given else spec
+
+
+def locate(spec: ModelSpec) -> ModelSpec:
+    """An hf spec made local and identified (see the module doc); other backends as they are."""
+    if spec.backend != "hf" or "path" in spec.options:
+        return spec
+    from evalkit.checkpoints import detect, fingerprint, locate_tower, trained_template
+    from evalkit.checkpoints.hub import looks_like_hub_id, resolve
+
+    options = dict(spec.options)
+    path = Path(spec.target).expanduser()
+    if not path.is_dir():
+        if not looks_like_hub_id(spec.target):
+            raise InputError(f"checkpoint folder not found: {path}")
+        path, options["commit"] = resolve(spec.target, options.get("revision"))
+    checkpoint = detect(path)
+    if checkpoint.remote_code and not options.get("trust_remote_code"):
+        raise ConfigError(
+            f"{path}: a {checkpoint.family} checkpoint runs its own Python code; review it, then pass "
+            "--trust-remote-code (or trust_remote_code: true in the model config)"
+        )
+    tower = locate_tower(checkpoint, options.get("vision_tower"))
+    options.update(
+        path=str(path.resolve()),
+        format=checkpoint.format,
+        family=checkpoint.family,
+        content=fingerprint(path) + (f"+{fingerprint(tower)}" if tower else ""),
+    )
+    options.setdefault("trained_template", trained_template(checkpoint))
+    if tower:
+        options["vision_tower"] = str(tower)
+    return replace(spec, options=options)
 
 
 def backend_factory(spec: ModelSpec, options: BackendOptions) -> Callable[[], Backend]:
     """A zero-argument constructor, so the model is only loaded when a task has work."""
     kind = spec.kind
     return lambda: kind.build(spec, options)
+
+
+def describe_configs() -> list[tuple[str, str, str, str, str]]:
+    """(name, family, format, template, checkpoint) of every model config, for `evalkit list models`."""
+    rows = []
+    for name, path in list_configs().items():
+        try:
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
+            rows.append((name, "?", "?", "?", f"malformed: {path}"))
+            continue
+        target = str(cfg.get("checkpoint") or cfg.get("model") or "")
+        if cfg.get("backend", "hf") != "hf":
+            target = f"{cfg.get('backend')}: {target}"
+        revision = f"@{cfg['revision']}" if cfg.get("revision") else ""
+        rows.append(
+            (
+                name,
+                str(cfg.get("family", "")),
+                str(cfg.get("format", "transformers" if cfg.get("backend", "hf") == "hf" else "")),
+                str(cfg.get("template") or cfg.get("trained_template") or ""),
+                target + revision,
+            )
+        )
+    return rows

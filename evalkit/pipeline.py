@@ -80,9 +80,15 @@ class Pipeline:
     """Runs batches through a (lazy) backend, preparing batch i+1 while batch i generates."""
 
     def __init__(
-        self, backend: LazyBackend, variant: Variant, template: str | None, pending: set[str]
+        self,
+        backend: LazyBackend,
+        variant: Variant,
+        template: str | None,
+        pending: set[str],
+        tokenization: str = "processor",
     ) -> None:
         self.backend = backend
+        self.tokenization = tokenization
         self.variant = variant
         self.template = template
         self.pending = pending
@@ -104,7 +110,14 @@ class Pipeline:
                 images = images[: self.variant.image_limit] if self.variant.image_limit else images
                 images = [expand_to_square(img, pad) for img in images] if mode == "pad" else images
                 requests.append(
-                    Request(s.id, images, prompts[s.id], self.variant.max_new_tokens, self.template)
+                    Request(
+                        s.id,
+                        images,
+                        prompts[s.id],
+                        self.variant.max_new_tokens,
+                        self.template,
+                        self.tokenization,
+                    )
                 )
         return _Prepared(samples, prompts, failures, requests, engine.prepare(requests))
 

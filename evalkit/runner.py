@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalkit import stages
@@ -45,6 +45,7 @@ class RunSettings:
     # conversation template: the protocol's unless a model config names another ("native": the model's own)
     template: str | None = None
     use_protocol_template: bool = True
+    image_mode: str | None = None  # the model config's image mode for this protocol, over every task's
     # what identifies the model beyond its name (backend, checkpoint, dtype, revision); pinned on resume
     model_settings: dict[str, object] = field(default_factory=dict)
     judge: Judge | None = None  # the LLM judge for judged tasks (MM-Vet, LLaVA-Bench)
@@ -84,6 +85,7 @@ def generation_settings(settings: RunSettings, variant: Variant) -> dict[str, ob
         "temperature": 0.0,
         "template": label,
         "image_mode": variant.image_mode,
+        "tokenization": settings.protocol.tokenization,
     }
 
 
@@ -140,6 +142,8 @@ def _plan(task: Task, settings: RunSettings, world: World, dataset: Dataset, sto
     """Pin the folder's settings (rank 0; a refusal stops every rank) and read what is already made."""
     protocol = settings.protocol
     variant = task.variant(protocol.name)
+    if settings.image_mode:
+        variant = replace(variant, image_mode=settings.image_mode)  # type: ignore[arg-type]
     samples = select(dataset, settings.limit)
     manifest = Manifest(
         task=task.name, task_version=task.version, protocol=protocol.name, model=settings.model,
@@ -184,7 +188,9 @@ def _generate(job: _Job, backend: LazyBackend, progress: Progress | None) -> int
     if not mine:
         return 0
     template = job.settings.conversation_template()
-    pipeline = Pipeline(backend, variant, template, {s.id for s in pending})
+    pipeline = Pipeline(
+        backend, variant, template, {s.id for s in pending}, job.settings.protocol.tokenization
+    )
     written = 0
     with job.store.writer() as writer:
         for items in pipeline.run(mine):

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from evalkit.backends import BackendOptions
 from evalkit.datacheck import load_all
 from evalkit.distributed import World, init_world
 from evalkit.errors import ConfigError
 from evalkit.judging import require_judge
-from evalkit.models import backend_factory, check_dtype, resolve_model
+from evalkit.models import backend_factory, check_dtype, locate, resolve_model, with_overrides
 from evalkit.pipeline import LazyBackend
 from evalkit.protocols import get_protocol
 from evalkit.records import RunRecord
@@ -40,6 +41,8 @@ class RunRequest:
     limit: int | None = None
     strip_reasoning: bool | None = None
     backend: BackendOptions = field(default_factory=BackendOptions)
+    # model settings given on the command line, over the model config's (None: not given)
+    model_options: dict[str, Any] = field(default_factory=dict)
     judge: Judge | None = None
     matcher: bool = False
 
@@ -57,7 +60,7 @@ def evaluate(
 ) -> Iterator[Outcome]:
     """Run every task of the request (resuming what is there) and yield the run records; the backend and the
     process group are released when the block ends."""
-    spec = resolve_model(request.model)
+    spec = locate(with_overrides(resolve_model(request.model), **request.model_options))
     protocol = get_protocol(request.protocol or spec.options.get("protocol") or "llava")
     protocol = protocol.with_reasoning(request.strip_reasoning)
     tasks = parse_task_list(request.tasks)
@@ -76,7 +79,7 @@ def evaluate(
         batch_size=spec.batch_size(options.batch_size, options.concurrency),
         batched=spec.batched,
     )
-    use_protocol_template, template = spec.template()
+    use_protocol_template, template = spec.template(protocol.template, protocol.own_template)
     settings = RunSettings(
         name=request.name or spec.name,
         model=request.model,
@@ -86,6 +89,7 @@ def evaluate(
         limit=request.limit,
         template=template,
         use_protocol_template=use_protocol_template,
+        image_mode=spec.image_mode(protocol.name),
         model_settings=spec.settings(options.dtype),
         judge=request.judge,
         matcher=request.matcher,

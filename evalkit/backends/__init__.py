@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend, Failure, Request
@@ -61,14 +62,22 @@ def get_backend_kind(name: str) -> BackendKind:
 
 def _hf(spec: ModelSpec, o: BackendOptions) -> Backend:
     from evalkit.backends.hf import HFBackend
+    from evalkit.checkpoints import detect, materialise
+    from evalkit.models import locate
 
+    spec = locate(spec)
+    folder = materialise(detect(spec.options["path"]), spec.options.get("vision_tower"))
+    info = {"checkpoint": spec.pinned_target()}
+    info.update({k: spec.options[k] for k in ("commit", "format", "content") if spec.options.get(k)})
+    if folder != Path(spec.options["path"]):
+        info["converted"] = str(folder)
     return HFBackend(
-        spec.target,
+        folder,
         dtype=o.dtype or spec.options.get("dtype", "auto"),
         trust_remote_code=bool(spec.options.get("trust_remote_code", False)),
         batch_size=o.batch_size or 8,
-        revision=spec.options.get("revision"),
-        allow_hub=bool(spec.options.get("from_config")),
+        stop=spec.options.get("stop"),
+        info=info,
     )
 
 
@@ -109,8 +118,11 @@ def describe(kind: BackendKind, spec: ModelSpec, options: BackendOptions) -> dic
     found: dict[str, Any] = {
         "backend": kind.name,
         "target": spec.pinned_target(),
-        "revision": spec.options.get("revision"),
+        "revision": spec.options.get("commit") or spec.options.get("revision"),
     }
     if "dtype" in kind.pins:
         found["dtype"] = options.dtype or spec.options.get("dtype", "auto")
+    for key in ("content", "stop"):  # the checkpoint's fingerprint; output-changing settings
+        if spec.options.get(key) is not None:
+            found[key] = spec.options[key]
     return found

@@ -24,6 +24,7 @@ class Request:
     prompt: str
     max_new_tokens: int
     template: str | None = None
+    tokenization: str = "processor"  # or "llava": chunks around each image tokenized apart (the protocol's)
 
 
 @dataclass(frozen=True)

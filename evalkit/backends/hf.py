@@ -40,55 +40,71 @@ class HFBackend(Backend):
         device: str | None = None,
         trust_remote_code: bool = False,
         batch_size: int = 8,
-        revision: str | None = None,
-        allow_hub: bool = False,
+        stop: list[str | int] | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:
+        """`checkpoint`: a local transformers folder (hub ids and other formats are resolved before)."""
         import torch
         import transformers
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         check_dtype(dtype)
         path = Path(checkpoint).expanduser()
-        if path.is_dir() and not (path / "config.json").exists():
-            raise ConfigError(
-                f"{path}: not a transformers checkpoint folder (no config.json); "
-                "original LLaVA checkpoints need converting first"
-            )
-        if not path.is_dir() and not allow_hub:
-            raise ConfigError(f"checkpoint folder not found: {path}")
-        # a hub repo id is only taken from a model config (the user's explicit choice to download)
-        source = str(path) if path.is_dir() else str(checkpoint)
-        hub: dict[str, Any] = {} if path.is_dir() else {"revision": revision}
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path}: not a transformers checkpoint folder (no config.json)")
         self.device = device or pick_device()
-        self.processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
+        self.processor, self.model = _load(path, dtype, trust_remote_code)
+        self.model = self.model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"
-        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-        model = AutoModelForImageTextToText.from_pretrained(
-            source, dtype=torch_dtype, trust_remote_code=trust_remote_code, **hub
-        )
-        self.model = model.to(self.device).eval()
-        eos = self.model.generation_config.eos_token_id
-        eos = eos if eos is not None else self.tokenizer.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.stop_ids = self._stop_ids(stop)
+        self.eos_ids = self.stop_ids
         self.pad_id = (
             self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
         )
         self.image_token = getattr(self.processor, "image_token", "<image>")
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        self.adds_bos = _adds_bos(self.tokenizer)
         self.max_rows: int | None = None
         super().__init__(
             name="hf",
             default_batch_size=batch_size,
             info={
-                "checkpoint": source,
-                **hub,
+                **(info or {"checkpoint": str(path)}),
                 "model_type": self.model.config.model_type,
                 "dtype": str(self.model.dtype).removeprefix("torch."),
                 "device": self.device,
+                "stop": [self.tokenizer.convert_ids_to_tokens(i) for i in sorted(self.stop_ids)],
                 "transformers": transformers.__version__,
                 "torch": torch.__version__,
             },
         )
+
+    def _stop_ids(self, stop: list[str | int] | None) -> set[int]:
+        """The model config's stop tokens, else every EOS id the generation config and tokenizer name."""
+        if stop:
+            ids: set[int] = set()
+            for token in stop:
+                found = token if isinstance(token, int) else self.tokenizer.convert_tokens_to_ids(token)
+                if not isinstance(found, int) or found == self.tokenizer.unk_token_id or found < 0:
+                    raise ConfigError(f"stop token {token!r} is not a token of this model's tokenizer")
+                ids.add(found)
+            return ids
+        eos = self.model.generation_config.eos_token_id
+        found_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            found_ids.add(self.tokenizer.eos_token_id)
+        if not found_ids:
+            raise ConfigError("the checkpoint names no EOS token; give `stop:` in the model config")
+        return found_ids
+
+    def template_stops(self, template: str | None) -> set[int]:
+        """Stop strings of a named template that are single tokens of this tokenizer."""
+        if template is None:
+            return set()
+        from evalkit.templates import get_template
+
+        ids = (self.tokenizer.convert_tokens_to_ids(t) for t in get_template(template).stop)
+        return {i for i in ids if isinstance(i, int) and i >= 0 and i != self.tokenizer.unk_token_id}
 
     @property
     def pad_colour(self) -> tuple[int, int, int]:
@@ -108,18 +124,60 @@ class HFBackend(Backend):
             return render_template(request.template, request.prompt, len(request.images), self.image_token)
         content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
         content.append({"type": "text", "text": request.prompt})
+        if not getattr(self.processor, "chat_template", None):
+            raise ConfigError(
+                f"{self.info.get('checkpoint', 'the checkpoint')}: no chat template; name a conversation "
+                "template (--template, or template: in the model config; evalkit list templates)"
+            )
         return self.processor.apply_chat_template(
             [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
         )
 
-    def prepare(self, batch: list[Request]) -> tuple[dict[str, Any], int]:
-        texts = [self.render(r) for r in batch]
-        images = [img for r in batch for img in r.images]
-        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
-        return dict(inputs), max(r.max_new_tokens for r in batch)
+    def prepare(self, batch: list[Request]) -> tuple[dict[str, Any], int, frozenset[int]]:
+        texts = [self._no_double_bos(self.render(r)) for r in batch]
+        # one image list per request: processors that count images per sample (Gemma 3, Idefics3/SmolVLM,
+        # ...) need the nesting to match each text's image tokens at batch > 1
+        images = [list(r.images) for r in batch] if any(r.images for r in batch) else None
+        inputs = dict(self.processor(text=texts, images=images, padding=True, return_tensors="pt"))
+        if any(r.tokenization == "llava" for r in batch) and self._expands_image_token():
+            inputs.update(self._llava_tokens(texts, inputs["input_ids"], inputs["attention_mask"]))
+        stops = frozenset(self.stop_ids | self.template_stops(batch[0].template))
+        return inputs, max(r.max_new_tokens for r in batch), stops
 
-    def generate(self, prepared: tuple[dict[str, Any], int]) -> list[str | Failure]:
-        inputs, max_new_tokens = prepared
+    def _no_double_bos(self, text: str) -> str:
+        """A rendered chat template that starts with BOS, for a tokenizer that adds one itself."""
+        bos = self.tokenizer.bos_token
+        return text[len(bos) :] if self.adds_bos and bos and text.startswith(bos) else text
+
+    def _expands_image_token(self) -> bool:
+        """Processors that stand each image for a run of copies of one image token (LLaVA, LLaVA-NeXT)."""
+        return type(self.processor).__name__ in ("LlavaProcessor", "LlavaNextProcessor")
+
+    def _llava_tokens(self, texts: list[str], joint: Any, mask: Any) -> dict[str, Any]:
+        """LLaVA's `tokenizer_image_token`: the text between images tokenized chunk by chunk (each chunk's
+        BOS dropped but the first's), so a chunk starting "\\n" keeps the "▁" a Llama tokenizer puts
+        before it; each image becomes the processor's run of image tokens. Left padded."""
+        import torch
+
+        rows: list[list[int]] = []
+        for text, ids, keep in zip(texts, joint.tolist(), mask.tolist(), strict=True):
+            runs = _runs([t for t, k in zip(ids, keep, strict=True) if k], self.image_token_id)
+            chunks = [self.tokenizer(chunk).input_ids for chunk in text.split(self.image_token)]
+            offset = 1 if chunks[0][:1] == [self.tokenizer.bos_token_id] else 0
+            row = chunks[0][:1] if offset else []
+            for i, chunk in enumerate(chunks):
+                if i:
+                    row += [self.image_token_id] * runs[i - 1]
+                row += chunk[offset:]
+            rows.append(row)
+        width = max(len(r) for r in rows)
+        return {
+            "input_ids": torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows]),
+            "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
+        }
+
+    def generate(self, prepared: tuple[dict[str, Any], int, frozenset[int]]) -> list[str | Failure]:
+        inputs, max_new_tokens, stops = prepared
         rows = inputs["input_ids"].shape[0]
         splittable = all(getattr(v, "shape", (rows,))[:1] == (rows,) for v in inputs.values())
         step = min(rows, self.max_rows or rows) if splittable else rows
@@ -128,7 +186,7 @@ class HFBackend(Backend):
         while start < rows:
             part = inputs if step == rows else {k: v[start : start + step] for k, v in inputs.items()}
             try:
-                texts.extend(self._generate_rows(part, max_new_tokens))
+                texts.extend(self._generate_rows(part, max_new_tokens, stops))
                 start += step
             except Exception as exc:
                 if not _is_oom(exc) or step == 1 or not splittable:
@@ -140,7 +198,7 @@ class HFBackend(Backend):
                 self.max_rows = step
         return texts
 
-    def _generate_rows(self, inputs: dict[str, Any], max_new_tokens: int) -> list[str]:
+    def _generate_rows(self, inputs: dict[str, Any], max_new_tokens: int, stops: frozenset[int]) -> list[str]:
         import torch
 
         dtype = self.model.dtype
@@ -162,15 +220,81 @@ class HFBackend(Backend):
                 top_p=None,
                 top_k=None,
                 pad_token_id=self.pad_id,
+                eos_token_id=sorted(stops),
             )
         new_tokens = out[:, moved["input_ids"].shape[1] :].cpu().tolist()
         return [
-            self.tokenizer.decode(_cut_at_eos(ids, self.eos_ids), skip_special_tokens=True)
-            for ids in new_tokens
+            self.tokenizer.decode(_cut_at_eos(ids, stops), skip_special_tokens=True) for ids in new_tokens
         ]
 
 
-def _cut_at_eos(ids: list[int], eos_ids: set[int]) -> list[int]:
+def _runs(ids: list[int], token: int) -> list[int]:
+    """Lengths of the runs of `token` in `ids`, in order."""
+    runs: list[int] = []
+    previous = None
+    for t in ids:
+        if t == token:
+            if previous == token:
+                runs[-1] += 1
+            else:
+                runs.append(1)
+        previous = t
+    return runs
+
+
+def _adds_bos(tokenizer: Any) -> bool:
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a").input_ids[:1] == [bos]
+
+
+def _load(path: Path, dtype: str, trust_remote_code: bool) -> tuple[Any, Any]:
+    """Processor and model, with one-line errors: a package a processor needs, weights that do not fit."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model, info = AutoModelForImageTextToText.from_pretrained(
+            path,
+            dtype="auto" if dtype == "auto" else getattr(torch, dtype),
+            trust_remote_code=trust_remote_code,
+            output_loading_info=True,
+        )
+    except ImportError as exc:
+        raise ConfigError(f"{path}: {_first_line(exc)}") from None
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise ConfigError(
+                f"{path}: the checkpoint needs its own Python code; review it, then pass --trust-remote-code"
+            ) from None
+        raise ConfigError(f"{path}: {_first_line(exc)}") from None
+    _complete_processor(processor, model.config)
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith(("position_ids", "inv_freq"))]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ConfigError(
+            f"{path}: weights missing for {', '.join(missing[:3])}{more}; refusing random weights"
+        )
+    return processor, model
+
+
+def _complete_processor(processor: Any, config: Any) -> None:
+    """LLaVA processors saved before transformers counted image tokens in the processor (llava-hf and xtuner
+    conversions of early 2024) lack `patch_size` and the select strategy; the model config has them."""
+    if type(processor).__name__ not in ("LlavaProcessor", "LlavaNextProcessor"):
+        return
+    if getattr(processor, "patch_size", None) is None:
+        processor.patch_size = config.vision_config.patch_size
+        processor.num_additional_image_tokens = 1 if config.vision_config.model_type.startswith("clip") else 0
+    if getattr(processor, "vision_feature_select_strategy", None) is None:
+        processor.vision_feature_select_strategy = config.vision_feature_select_strategy
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _cut_at_eos(ids: list[int], eos_ids: frozenset[int] | set[int]) -> list[int]:
     for i, token in enumerate(ids):
         if token in eos_ids:
             return ids[:i]

@@ -88,6 +88,12 @@ class Protocol:
     departures: tuple[str, ...] = ()
     reference: str = ""  # the code this protocol reproduces, with the version or commit read
     image_mode: ImageMode = "native"
+    # "processor": the model's processor tokenizes the whole text; "llava": the text between images is
+    # tokenized chunk by chunk, BOS kept only on the first (LLaVA's `tokenizer_image_token`)
+    tokenization: str = "processor"
+    # with template None, the model's own is its chat template ("chat"), or the template it was trained
+    # with where that is known ("trained": what a wrapper that frames prompts itself applies)
+    own_template: str = "chat"
     max_new_tokens: Mapping[str, int] = field(default_factory=dict)
     prompts: Mapping[str, PromptFn] = field(default_factory=dict)
     scorers: Mapping[str, ScoreFn] = field(default_factory=dict)

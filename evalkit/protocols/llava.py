@@ -32,6 +32,7 @@ PROTOCOL = Protocol(
     template="vicuna_v1",
     strip_output=True,
     image_mode="pad",
+    tokenization="llava",
     max_new_tokens={"yes_no": 128, "short": 128, "option": 1024, "open": 1024, "free": 1024},
     prompts={"option": option_prompt, "short": short_prompt, "yes_no": short_prompt},
     scorers={"option": option_match(GENERAL)},
