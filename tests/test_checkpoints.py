@@ -154,6 +154,24 @@ def test_hub_id_from_the_cache_offline_records_its_commit(tiny: Path, tmp_path: 
     ]
 
 
+def test_hub_id_without_a_route_to_the_hub_fails_in_seconds(tmp_path: Path) -> None:
+    """Not marked offline, but the hub does not answer (here: a closed local port as HF_ENDPOINT)."""
+    env = {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    write_pope(tmp_path / "data")
+    started = time.monotonic()
+    result = evalkit(
+        "run", "--model", "llava-hf/llava-1.5-7b-hf", "--revision", "a272c74", "--tasks", "pope",
+        "--data-root", str(tmp_path / "data"), "--output", str(tmp_path / "out"), env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and time.monotonic() - started < 30
+    assert result.stderr.strip().splitlines() == [
+        "error: model llava-hf/llava-1.5-7b-hf@a272c74 is not in the Hugging Face cache and the hub cannot "
+        "be reached (no network?): download it elsewhere or give a local folder"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
 def test_fingerprint_follows_content_not_the_path(tiny: Path, tmp_path: Path, monkeypatch) -> None:
     folder = _copy(tiny, tmp_path / "ckpt")
     monkeypatch.chdir(tmp_path)

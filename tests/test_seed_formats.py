@@ -200,6 +200,11 @@ def test_convert_command_and_its_record(seeds: dict[str, Path], tmp_path: Path) 
     record = json.loads((out / "evalkit_conversion.json").read_text())
     assert record["format"] == "xtuner" and record["template"] == "llama3"
     assert detect(out).format == "transformers" and trained_template(detect(out)) == "llama3"
+    from transformers import AutoTokenizer, GenerationConfig
+
+    eot = AutoTokenizer.from_pretrained(out).convert_tokens_to_ids("<|eot_id|>")
+    eos = GenerationConfig.from_pretrained(out).eos_token_id  # a reply ends at <|eot_id|> in every protocol
+    assert eot in (eos if isinstance(eos, list) else [eos])
     again = evalkit("convert", str(seeds["xtuner"]), "--out", str(out), "--vision-tower", str(seeds["clip"]))
     assert again.returncode != 0 and again.stderr.strip().endswith("already exists; give a new folder")
     missing = evalkit(

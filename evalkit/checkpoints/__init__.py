@@ -123,7 +123,7 @@ def _parts(ckpt: Checkpoint, tower: Path) -> Any:
 def convert(ckpt: Checkpoint, out: Path, vision_tower: str | Path | None = None) -> Path:
     """Write `ckpt` as a transformers checkpoint in `out` (which must not exist yet)."""
     from evalkit.checkpoints.writer import write_marker, write_transformers
-    from evalkit.templates import chat_template_for
+    from evalkit.templates import NATIVE, chat_template_for, get_template
 
     if ckpt.format == "transformers":
         raise InputError(f"{ckpt.path}: already a transformers checkpoint; nothing to convert")
@@ -134,7 +134,9 @@ def convert(ckpt: Checkpoint, out: Path, vision_tower: str | Path | None = None)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        write_transformers(parts, tmp, chat_template_for(template) if template else None)
+        named = template if template and template != NATIVE else None
+        stops = get_template(named).stop if named else ()
+        write_transformers(parts, tmp, chat_template_for(named) if named else None, stops)
         write_marker(
             tmp,
             {
@@ -162,9 +164,16 @@ def materialise(ckpt: Checkpoint, vision_tower: str | Path | None = None) -> Pat
     if not ckpt.needs_conversion:
         return ckpt.path
     tower = locate_tower(ckpt, vision_tower)
-    key = fingerprint(ckpt.path) + ("-" + fingerprint(tower) if tower else "")
+    from evalkit.checkpoints.writer import CONVERTER_VERSION
+
+    key = fingerprint(ckpt.path) + ("-" + fingerprint(tower) if tower else "") + f"-c{CONVERTER_VERSION}"
     out = cache_root() / f"{ckpt.path.resolve().name}-{key}"
     if (out / "evalkit_conversion.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    return convert(ckpt, out, tower)
+    from filelock import FileLock
+
+    with FileLock(f"{out}.lock"):  # torchrun ranks (or two runs) convert once; the others wait for it
+        if (out / "evalkit_conversion.json").is_file():
+            return out
+        return convert(ckpt, out, tower)

@@ -172,7 +172,30 @@ def _language_config(parts: Parts, vocab: int) -> Any:
     return CONFIG_MAPPING[model_type](**llm)
 
 
-def write_transformers(parts: Parts, out: Path, chat_template: str | None) -> Path:
+def _generation_config(parts: Parts, tokenizer: Any, stops: tuple[str, ...]) -> Any:
+    """The source's generation config (its EOS ids), with the trained template's stop tokens added as EOS
+    ids too (LLaVA-Llama-3 ends a reply at <|eot_id|>, whatever EOS its LLM's files name)."""
+    from transformers import GenerationConfig
+
+    try:
+        generation = GenerationConfig.from_pretrained(parts.source.path)
+    except OSError:
+        generation = GenerationConfig()
+    eos = generation.eos_token_id
+    ids = list(eos) if isinstance(eos, list) else [eos] if eos is not None else [tokenizer.eos_token_id]
+    for stop in stops:
+        found = tokenizer.convert_tokens_to_ids(stop)
+        if isinstance(found, int) and found >= 0 and found != tokenizer.unk_token_id and found not in ids:
+            ids.append(found)
+    generation.eos_token_id = ids[0] if len(ids) == 1 else ids
+    generation.pad_token_id = tokenizer.pad_token_id
+    generation.bos_token_id = tokenizer.bos_token_id
+    return generation
+
+
+def write_transformers(
+    parts: Parts, out: Path, chat_template: str | None, stops: tuple[str, ...] = ()
+) -> Path:
     """Write `parts` as a transformers LLaVA (or LLaVA-NeXT, for anyres) checkpoint in `out`."""
     import torch
     from transformers import (
@@ -213,7 +236,7 @@ def write_transformers(parts: Parts, out: Path, chat_template: str | None) -> Pa
         model = model_class(config)
     _assign(model, parts, len(tokenizer), dtype)
     out.mkdir(parents=True, exist_ok=True)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config = _generation_config(parts, tokenizer, stops)
     model.save_pretrained(out, max_shard_size="5GB")
     processor = processor_class(
         image_processor=_image_processor(parts),
