@@ -31,9 +31,10 @@ class Template:
     system: str | None = None
     stop: tuple[str, ...] = ()  # strings that end a reply in the reference pipeline
     description: str = ""
+    image_sep: str = "\n"  # what follows each image token
 
     def render(self, prompt: str, n_images: int, image_token: str = "<image>") -> str:
-        images = (image_token + "\n") * n_images
+        images = (image_token + self.image_sep) * n_images
         return self.format.format(system=self.system or "", images=images, prompt=prompt)
 
     def jinja(self, image_token: str = "<image>") -> str:
@@ -41,7 +42,7 @@ class Template:
         the user message's images, then its text, in this template's frame."""
         images = (
             "{% for m in messages %}{% if m['content'] is not string %}{% for p in m['content'] %}"
-            "{% if p['type'] == 'image' %}" + _raw(image_token + "\n") + "{% endif %}"
+            "{% if p['type'] == 'image' %}" + _raw(image_token + self.image_sep) + "{% endif %}"
             "{% endfor %}{% endif %}{% endfor %}"
         )
         prompt = (
@@ -120,6 +121,14 @@ register_template(
         "<start_of_turn>user\n{images}{prompt}<end_of_turn>\n<start_of_turn>model\n",
         stop=("<end_of_turn>",),
         description="Gemma's turns, no system prompt; the tokenizer adds BOS",
+    )
+)
+register_template(
+    Template(
+        "paligemma",
+        "{images}{prompt}",
+        image_sep="",
+        description="PaliGemma: image tokens, then the prompt (its processor adds BOS and a final newline)",
     )
 )
 register_template(

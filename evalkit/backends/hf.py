@@ -9,6 +9,7 @@ the smaller size remembered.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +262,7 @@ def _load(path: Path, dtype: str, trust_remote_code: bool) -> tuple[Any, Any]:
             output_loading_info=True,
         )
     except ImportError as exc:
-        raise ConfigError(f"{path}: {_first_line(exc)}") from None
+        raise ConfigError(f"{path}: {_missing_package(exc)}") from None
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise ConfigError(
@@ -288,6 +289,26 @@ def _complete_processor(processor: Any, config: Any) -> None:
         processor.num_additional_image_tokens = 1 if config.vision_config.model_type.startswith("clip") else 0
     if getattr(processor, "vision_feature_select_strategy", None) is None:
         processor.vision_feature_select_strategy = config.vision_feature_select_strategy
+
+
+def _missing_package(exc: ImportError) -> str:
+    """ "the processor needs the Python package X (pip install X)" from transformers' import errors."""
+    text = str(exc)
+    found = re.search(r"(\w+) requires the (\S+) librar", text) or re.search(
+        r"No module named '([\w.]+)'", text
+    )
+    if found and found.lastindex == 2:
+        package = PACKAGES.get(found.group(2).lower(), found.group(2).lower())
+        return f"{found.group(1)} needs the Python package {package} (pip install {package})"
+    if found:
+        package = found.group(1).split(".")[0]
+        return (
+            f"the checkpoint's processor or model needs the Python package {package} (pip install {package})"
+        )
+    return _first_line(exc)
+
+
+PACKAGES = {"pytorch": "torch", "pillow": "pillow", "pil": "pillow", "opencv": "opencv-python"}
 
 
 def _first_line(exc: BaseException) -> str:
