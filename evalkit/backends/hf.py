@@ -140,6 +140,7 @@ class HFBackend(Backend):
         # ...) need the nesting to match each text's image tokens at batch > 1
         images = [list(r.images) for r in batch] if any(r.images for r in batch) else None
         inputs = dict(self.processor(text=texts, images=images, padding=True, return_tensors="pt"))
+        inputs.pop("labels", None)  # PaliGemma's processor adds training labels; generation takes none
         if any(r.tokenization == "llava" for r in batch) and self._expands_image_token():
             inputs.update(self._llava_tokens(texts, inputs["input_ids"], inputs["attention_mask"]))
         stops = frozenset(self.stop_ids | self.template_stops(batch[0].template))
