@@ -293,6 +293,55 @@ def run(
     out.print(f"results: {settings.output / settings.name}")
 
 
+@app.command()
+@interruptible
+def sweep(
+    file: Annotated[Path, typer.Argument(help="sweep file (configs/sweeps/*.yaml)")],
+    data_root: Annotated[
+        Path | None, typer.Option(help="benchmark data root (default: the file's, else $EVALKIT_DATA)")
+    ] = None,
+) -> None:
+    """Run models x tasks x protocols from a sweep file (resumable; a failing pair does not stop the
+    others), then write the tables to <output>/tables/."""
+    from evalkit.fs import atomic_write
+    from evalkit.reports.table import render
+    from evalkit.sweep import check_protocols, load_sweep, run_sweep
+
+    plan = load_sweep(file)
+    check_protocols(plan)
+    root = _data_root(data_root or plan.data_root)
+
+    def judge(entry: Any) -> Judge | None:
+        return _judge(entry.model, entry.base_url, entry.api_key_env, entry.concurrency, None,
+                      entry.timeout, entry.max_retries)  # fmt: skip
+
+    with _progress() as bar:
+        results = run_sweep(
+            plan,
+            root,
+            judge_factory=judge,
+            on_pair=lambda model, protocol: bar.console.print(f"[bold]{escape(model)}[/bold] ({protocol})"),
+            progress=lambda world: _bar_progress(bar) if world.is_main else None,
+        )
+    done = [r for r in results if r.error is None]
+    if done:
+        tables = plan.output / "tables"
+        tables.mkdir(parents=True, exist_ok=True)
+        for layout in plan.tables:
+            for fmt_name in ("md", "csv"):
+                atomic_write(tables / f"{layout}.{fmt_name}", render(plan.output, layout, fmt_name))
+        out.print(render(plan.output, plan.tables[0], "md"), markup=False)
+        out.print(f"tables: {tables}")
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        out.print(
+            f"[red]failed: {escape(r.model)} ({r.protocol}): {escape(r.error or '')}[/red]", soft_wrap=True
+        )
+    out.print(f"{len(done)} of {len(results)} model x protocol runs finished")
+    if failed:
+        raise typer.Exit(1)
+
+
 def _bar_progress(bar: Progress) -> Callable[[str, int, int], None]:
     """A progress callback drawing one bar per task with samples/s."""
     bars: dict[str, TaskID] = {}

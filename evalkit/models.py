@@ -157,10 +157,12 @@ def resolve_model(model: str) -> ModelSpec:
         return ModelSpec(name=slug(path.resolve().name), backend="hf", target=str(path))
     from evalkit.checkpoints.hub import looks_like_hub_id
 
+    if model.startswith(("/", "./", "../", "~")):
+        raise InputError(f"checkpoint folder not found: {path}")
     if looks_like_hub_id(model):
         return ModelSpec(name=slug(model.split("/")[-1]), backend="hf", target=model)
     raise ConfigError(
-        f"model {model!r} is not a config in {', '.join(str(d) for d in config_dirs()[-2:])}, "
+        f"model {model!r} is not a config in {', '.join(dict.fromkeys(str(d) for d in config_dirs()))}, "
         "a checkpoint folder, a hub id (org/name) or openai:<model-id>"
     )
 

@@ -1,0 +1,95 @@
+"""`evalkit sweep`: models x tasks x protocols from one file, data checked first, a failing pair reported at
+the end while the others finish, resumable, tables written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.fixtures import pope_items, write_mme, write_pope
+from tests.test_e2e_openai import evalkit, load_jsonl
+
+
+def _replies(path: Path, default: str) -> Path:
+    path.write_text(json.dumps({"replies": {}, "default": default}))
+    return path
+
+
+def _sweep(tmp_path: Path, body: str) -> Path:
+    file = tmp_path / "sweep.yaml"
+    file.write_text(body)
+    return file
+
+
+def test_sweep_runs_every_pair_reports_failures_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_pope(data)
+    write_mme(data)
+    yes, no = _replies(tmp_path / "yes.json", "Yes"), _replies(tmp_path / "no.json", "No")
+    file = _sweep(
+        tmp_path,
+        f"models:\n  - scripted:{yes}\n  - {{model: 'scripted:{no}', name: always-no}}\n"
+        f"  - {tmp_path / 'no-such-checkpoint'}\n"
+        f"tasks: pope,mme\nprotocol: [llava, lmms-eval]\ndata_root: {data}\noutput: {tmp_path / 'out'}\n",
+    )
+    first = evalkit("sweep", str(file), timeout=300)
+    assert first.returncode == 1, first.stderr
+    lines = first.stdout.splitlines()
+    assert "4 of 6 model x protocol runs finished" in lines
+    failures = [line for line in lines if line.startswith("failed:")]
+    assert len(failures) == 2 and all("checkpoint folder not found" in f for f in failures)
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != "tables")
+    assert folders == ["always-no@llava", "always-no@lmms-eval", "yes@llava", "yes@lmms-eval"]
+    pope = len(pope_items())
+    for folder in folders:
+        metrics = json.loads((tmp_path / "out" / folder / "pope" / "metrics.json").read_text())
+        assert metrics["protocol"] == folder.split("@")[1] and metrics["n"] == pope
+    # "Yes" to every POPE question: recall 100, precision = the share of "yes" labels, by hand from the data
+    yes_labels = sum(item.label == "yes" for item in pope_items())
+    yes_pope = json.loads((tmp_path / "out" / "yes@llava" / "pope" / "metrics.json").read_text())
+    assert yes_pope["metrics"]["all_yes_ratio"] == 100.0 and yes_pope["metrics"]["all_recall"] == 100.0
+    assert abs(yes_pope["metrics"]["all_precision"] - 100 * yes_labels / pope) < 1e-5
+    wide = (tmp_path / "out" / "tables" / "wide.md").read_text()
+    assert wide.count("\n| yes@") == 2 and "pope" in wide.splitlines()[0]
+    assert (tmp_path / "out" / "tables" / "wide.csv").read_text().startswith("model,")
+    before = {f: load_jsonl(tmp_path / "out" / f / "pope" / "predictions.jsonl") for f in folders}
+    again = evalkit("sweep", str(file), timeout=300)  # resumes: nothing regenerated, nothing doubled
+    assert again.returncode == 1
+    assert before == {f: load_jsonl(tmp_path / "out" / f / "pope" / "predictions.jsonl") for f in folders}
+
+
+def test_bad_sweep_files_are_one_line_and_run_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_pope(data)
+    yes = _replies(tmp_path / "yes.json", "Yes")
+    cases = {
+        "models: [\n": "malformed YAML",
+        f"models: [scripted:{yes}]\ntasks: pope\nprotocl: llava\n": "protocl: Extra inputs are not permitted",
+        "models: []\ntasks: pope\n": "models: Value error, a non-empty list of models",
+        f"models: [scripted:{yes}]\ntasks: pope\nprotocol: llava-2\n": "unknown protocol",
+        f"models: [scripted:{yes}]\ntasks: pope,mme\n": "mme",  # MME's data is not there: checked first
+    }
+    for body, expected in cases.items():
+        file = _sweep(tmp_path, body + f"data_root: {data}\noutput: {tmp_path / 'out'}\n")
+        result = evalkit("sweep", str(file), timeout=120)
+        assert result.returncode == 2, (body, result.stdout, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
+        assert not (tmp_path / "out").exists()
+
+
+def test_shipped_sweeps_name_models_tasks_and_protocols_that_exist() -> None:
+    from evalkit.models import resolve_model
+    from evalkit.protocols import get_protocol
+    from evalkit.registry import parse_task_list
+    from evalkit.sweep import load_sweep
+
+    root = Path(__file__).resolve().parent.parent / "configs" / "sweeps"
+    shipped = sorted(root.glob("*.yaml"))
+    assert {p.name for p in shipped} >= {"sharegpt4v-zoo.yaml", "xtuner-table.yaml"}
+    for path in shipped:
+        sweep = load_sweep(path)
+        assert parse_task_list(sweep.tasks)
+        for entry in sweep.models:
+            resolve_model(entry.model)
+        for protocol in sweep.protocol:
+            get_protocol(protocol or "llava")
