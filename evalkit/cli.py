@@ -52,11 +52,6 @@ class ListWhat(StrEnum):
 ExportKind = StrEnum("ExportKind", {name: name for name in EXPORTS})  # type: ignore[misc]  # the registry's
 
 
-class Layout(StrEnum):
-    wide = "wide"
-    long = "long"
-
-
 class Format(StrEnum):
     md = "md"
     csv = "csv"
@@ -330,6 +325,9 @@ def sweep(
         for layout in plan.tables:
             for fmt_name in ("md", "csv"):
                 atomic_write(tables / f"{layout}.{fmt_name}", render(plan.output, layout, fmt_name))
+                if layout not in ("wide", "long"):  # a paper's table: also with its published numbers
+                    compared = render(plan.output, layout, fmt_name, compare=True)
+                    atomic_write(tables / f"{layout}-vs-published.{fmt_name}", compared)
         out.print(render(plan.output, plan.tables[0], "md"), markup=False)
         out.print(f"tables: {tables}")
     failed = [r for r in results if r.error is not None]
@@ -476,14 +474,25 @@ def score(
 def table(
     results: Annotated[Path, typer.Argument(help="results folder")] = Path("results"),
     layout: Annotated[
-        Layout, typer.Option(help="wide: models x tasks (primary); long: every metric")
-    ] = Layout.wide,
+        str,
+        typer.Option(
+            help="wide: models x tasks (primary); long: every metric; zoo / xtuner: a paper's table "
+            "(evalkit/data/layouts/)"
+        ),
+    ] = "wide",
     format: Annotated[Format, typer.Option("--format", help="md or csv")] = Format.md,
+    compare: Annotated[
+        str | None, typer.Option(help="'published': the paper's numbers beside ours (zoo layouts)")
+    ] = None,
 ) -> None:
     """Print a leaderboard from the metrics.json files under RESULTS."""
     from evalkit.reports.table import render
 
-    sys.stdout.write(render(results, layout.value, format.value))
+    if compare not in (None, "published"):
+        raise ConfigError(f"--compare takes 'published', not {compare!r}")
+    if layout in ("wide", "long") and compare:
+        raise ConfigError("--compare published needs a paper's layout (--layout zoo or xtuner)")
+    sys.stdout.write(render(results, layout, format.value, compare=compare == "published"))
 
 
 @app.command()

@@ -81,6 +81,7 @@ def test_shipped_sweeps_name_models_tasks_and_protocols_that_exist() -> None:
     from evalkit.models import resolve_model
     from evalkit.protocols import get_protocol
     from evalkit.registry import parse_task_list
+    from evalkit.reports.zoo import get_layout
     from evalkit.sweep import load_sweep
 
     root = Path(__file__).resolve().parent.parent / "configs" / "sweeps"
@@ -93,3 +94,6 @@ def test_shipped_sweeps_name_models_tasks_and_protocols_that_exist() -> None:
             resolve_model(entry.model)
         for protocol in sweep.protocol:
             get_protocol(protocol or "llava")
+        for layout in sweep.tables:
+            if layout not in ("wide", "long"):
+                assert get_layout(layout).protocol in sweep.protocol  # the paper's table, its protocol

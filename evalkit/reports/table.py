@@ -59,7 +59,13 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def render(results: Path, layout: str, fmt_name: str) -> str:
+def render(results: Path, layout: str, fmt_name: str, compare: bool = False) -> str:
+    """A table of any layout: wide, long, or a paper's (evalkit/data/layouts/, optionally with its
+    published numbers beside ours)."""
+    if layout not in ("wide", "long"):
+        from evalkit.reports.zoo import render_zoo
+
+        return render_zoo(results, layout, fmt_name, compare=compare)
     frame = collect(results)
     table = wide(frame) if layout == "wide" else long(frame)
     if fmt_name == "csv":

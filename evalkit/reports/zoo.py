@@ -1,0 +1,150 @@
+"""Model-zoo tables as their papers print them: a layout (`evalkit/data/layouts/<name>.yaml`) names the
+header, each column's task and metric and the decimals; published numbers (`evalkit/data/published/*.json`,
+each with its source and protocol) can stand beside ours. A new paper's table is a new layout file.
+
+Rows are the model folders of a results folder, with the records made under the layout's protocol (a column
+means one thing); the identity columns (name, LLM, checkpoint) come from the model's config. A cell with no
+result is "-", never 0. With `compare`, a cell reads "ours (published, difference)".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalkit.errors import ConfigError, InputError
+from evalkit.records import RunRecord, iter_run_records
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+MISSING = "-"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    task: str
+    metric: tuple[str, ...]  # one metric, or several joined (MME "P/C")
+    decimals: int
+    joiner: str = "/"
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    title: str
+    protocol: str
+    published: str | None
+    identity: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+
+def layout_names() -> list[str]:
+    return sorted(p.stem for p in (DATA / "layouts").glob("*.yaml"))
+
+
+@cache
+def get_layout(name: str) -> Layout:
+    path = DATA / "layouts" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown table layout {name!r} (known: {', '.join(layout_names())}, wide, long)")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    decimals = int(raw.get("decimals", 1))
+    columns = tuple(
+        Column(
+            header=c["header"],
+            task=c["task"],
+            metric=tuple(c["metric"]) if isinstance(c["metric"], list) else (c["metric"],),
+            decimals=int(c.get("decimals", decimals)),
+            joiner=c.get("joiner", "/"),
+        )
+        for c in raw["columns"]
+    )
+    return Layout(
+        name, raw.get("title", name), raw["protocol"], raw.get("published"), tuple(raw["identity"]), columns
+    )
+
+
+@cache
+def published(name: str) -> dict[str, Any]:
+    path = DATA / "published" / f"{name}.json"
+    if not path.is_file():
+        raise ConfigError(f"no published numbers {name!r} in {path.parent}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _cell(column: Column, record: RunRecord | None) -> tuple[str, float | None]:
+    """The cell text and its number (None where it is not one number)."""
+    if record is None or any(m not in record.metrics for m in column.metric):
+        return MISSING, None
+    values = [record.metrics[m] for m in column.metric]
+    text = column.joiner.join(f"{v:.{column.decimals}f}" for v in values)
+    return text, values[0] if len(values) == 1 else None
+
+
+def _identity(layout: Layout, folder: str, model: str) -> tuple[dict[str, str], str | None]:
+    """The identity cells of a model (from its config) and the key of its published row."""
+    from evalkit.models import list_configs
+
+    config: dict[str, Any] = {}
+    configs = list_configs()
+    for name in (folder.split("@")[0], model):
+        if name in configs:
+            config = yaml.safe_load(configs[name].read_text(encoding="utf-8")) or {}
+            break
+    name = str(config.get("display_name") or folder)
+    checkpoint = str(config.get("checkpoint") or model)
+    if "/" in checkpoint and not Path(checkpoint).exists():  # a hub id: link it, as the cards do
+        checkpoint = f"[{checkpoint.split('/')[-1]}](https://huggingface.co/{checkpoint})"
+    cells = {"Name": name, "Model": name, "LLM": str(config.get("llm") or MISSING), "Checkpoint": checkpoint}
+    return {k: cells.get(k, MISSING) for k in layout.identity}, config.get("published")
+
+
+def zoo_rows(results: Path, layout: Layout, compare: bool = False) -> list[dict[str, str]]:
+    """The rows (header -> cell text): one per model folder with results under the layout's protocol."""
+    by_folder: dict[str, dict[str, RunRecord]] = {}
+    for path, record in iter_run_records(results):
+        if record.protocol == layout.protocol:
+            by_folder.setdefault(path.parent.parent.name, {})[record.task] = record
+    if not by_folder:
+        raise InputError(
+            f"{results}: no results made under protocol {layout.protocol} (the {layout.name} layout's)"
+        )
+    reference = published(layout.published)["rows"] if compare and layout.published else {}
+    rows = []
+    for folder, records in sorted(by_folder.items()):
+        model = next(iter(records.values())).model
+        row, key = _identity(layout, folder, model)
+        theirs = reference.get(key, {}).get("values", {}) if key else {}
+        for column in layout.columns:
+            text, ours = _cell(column, records.get(column.task))
+            if compare and column.header in theirs:
+                text = _beside(text, ours, theirs[column.header], column.decimals)
+            row[column.header] = text
+        rows.append(row)
+    return rows
+
+
+def _beside(text: str, ours: float | None, theirs: float | str, decimals: int) -> str:
+    if ours is None or isinstance(theirs, str):
+        return f"{text} ({theirs})"
+    return f"{text} ({theirs:.{decimals}f}, {ours - theirs:+.{decimals}f})"
+
+
+def render_zoo(results: Path, name: str, fmt_name: str, compare: bool = False) -> str:
+    import pandas as pd
+
+    layout = get_layout(name)
+    frame = pd.DataFrame(
+        zoo_rows(results, layout, compare), columns=[*layout.identity, *(c.header for c in layout.columns)]
+    )
+    if fmt_name == "csv":
+        return frame.to_csv(index=False)
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"

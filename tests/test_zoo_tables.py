@@ -1,0 +1,92 @@
+"""Model-zoo tables as the seed cards print them, with the published numbers beside ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.fixtures import write_mme
+from tests.test_e2e_openai import evalkit
+
+ZOO_HEADER = (
+    "| Name | LLM | Checkpoint | LLaVA-Bench-Wild | MME-perception | MME-cognition | MMBench | MMBench-CN | "
+    "SEED-image | MM-Vet | QBench | SQA-image | VQA-v2 | VizWiz | GQA | TextVQA |"
+)  # the ShareGPT4V card's header (../shared/seeds), verbatim
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A model answering "Yes" to everything, as the config `sharegpt4v-7b`, on the MME fixture, under
+    protocols llava (the zoo's), lmms-eval (another column's meaning: left out) and vlmevalkit (xtuner's)."""
+    root = tmp_path_factory.mktemp("zoo")
+    write_mme(root / "data")
+    replies = root / "yes.json"
+    replies.write_text(json.dumps({"replies": {}, "default": "Yes"}))
+    configs = root / "cfg" / "models"
+    configs.mkdir(parents=True)
+    (configs / "sharegpt4v-7b.yaml").write_text(
+        f"backend: scripted\nmodel: {replies}\ndisplay_name: ShareGPT4V-7B\nllm: Vicuna-7B\n"
+        "published: sharegpt4v-7b\n"
+    )
+    (configs / "llava-v1.5-7b.yaml").write_text(
+        f"backend: scripted\nmodel: {replies}\ndisplay_name: LLaVA-v1.5-7B\npublished: llava-v1.5-7b\n"
+    )
+    env = {"EVALKIT_CONFIGS": str(root / "cfg")}
+    for model, protocol in (
+        ("sharegpt4v-7b", "llava"),
+        ("sharegpt4v-7b", "lmms-eval"),
+        ("llava-v1.5-7b", "vlmevalkit"),
+    ):
+        name = model if protocol != "lmms-eval" else f"{model}@lmms-eval"
+        args = ["run", "--model", model, "--tasks", "mme", "--protocol", protocol, "--name", name]
+        result = evalkit(*args, "--data-root", str(root / "data"), "--output", str(root / "out"), env=env)
+        assert result.returncode == 0, result.stderr
+    return root / "out", env
+
+
+def _table(results: tuple[Path, dict[str, str]], *args: str) -> list[str]:
+    out, env = results
+    result = evalkit("table", str(out), *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_zoo_layout_is_the_cards_table(results: tuple[Path, dict[str, str]]) -> None:
+    # "Yes" to every MME pair (one yes, one no each): accuracy 50, accuracy+ 0, so 50 per subtask; the
+    # fixture's perception subtasks are existence, count, artwork, OCR (4 x 50), cognition code_reasoning
+    lines = _table(results, "--layout", "zoo")
+    assert lines[0] == ZOO_HEADER and len(lines) == 3  # header, rule, one row: lmms-eval's run left out
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:2] == ["ShareGPT4V-7B", "Vicuna-7B"]
+    assert cells[3:] == ["-", "200.0", "50.0", *["-"] * 10]  # tasks not run are "-", never 0
+
+
+def test_compare_published_puts_the_cards_numbers_beside(results: tuple[Path, dict[str, str]]) -> None:
+    cells = [
+        c.strip()
+        for c in _table(results, "--layout", "zoo", "--compare", "published")[2].strip("|").split("|")
+    ]
+    assert cells[4:6] == ["200.0 (1567.4, -1367.4)", "50.0 (376.4, -326.4)"]  # ShareGPT4V-7B's card row
+    assert cells[3] == "- (72.6)"  # no result of ours: "-", the published value beside it, no difference
+    xtuner = _table(results, "--layout", "xtuner", "--compare", "published")
+    assert xtuner[0].startswith("| Model | MMBench Test (EN) | MMBench Test (CN) | CCBench Dev | MMMU  Val |")
+    row = [c.strip() for c in xtuner[2].strip("|").split("|")]
+    assert row[0] == "LLaVA-v1.5-7B" and row[12] == "200/50 (1511/348)"  # MME as the card's "P/C"
+
+
+def test_table_errors_are_one_line(results: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    out, env = results
+    for args, expected in (
+        (["--layout", "nature"], "unknown table layout 'nature'"),
+        (["--compare", "published"], "--compare published needs a paper's layout"),
+        (["--layout", "zoo", "--compare", "paper"], "--compare takes 'published'"),
+    ):
+        result = evalkit("table", str(out), *args, env=env)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty" / "m" / "mme"
+    empty.mkdir(parents=True)
+    result = evalkit("table", str(tmp_path / "empty"), "--layout", "zoo")
+    assert (result.returncode == 2 and "no results" in result.stderr) or "no <model>" in result.stderr
