@@ -560,6 +560,24 @@ def list_cmd(what: Annotated[ListWhat, typer.Argument()]) -> None:
 
 
 @app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="a run's task folder, e.g. results/<model>/pope")],
+    run_b: Annotated[Path, typer.Argument(help="another run's folder of the same task")],
+) -> None:
+    """Two runs of one task sample by sample: agreement of replies and scores, and a paired test."""
+    from evalkit.reports.compare import compare_runs
+
+    c = compare_runs(run_a, run_b)
+    out.print(f"{c.task}: {c.paired} samples scored in both (only in A: {c.only_a}, only in B: {c.only_b})")
+    out.print(f"same reply: {c.same_reply} ({100 * c.same_reply / c.paired:.1f}%)")
+    out.print(f"same score: {c.same_score} ({100 * c.same_score / c.paired:.1f}%)")
+    out.print(
+        f"mean score: A {c.mean_a:.4g}, B {c.mean_b:.4g}; A higher on {c.a_better}, B higher on {c.b_better}"
+    )
+    out.print(f"paired test: {c.test}, p = {c.p_value:.4g}")
+
+
+@app.command()
 def convert(
     checkpoint: Annotated[
         Path, typer.Argument(help="original LLaVA / ShareGPT4V / xtuner checkpoint folder")
