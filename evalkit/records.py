@@ -280,6 +280,8 @@ def read_run_record(path: Path) -> RunRecord:
 
 
 def iter_run_records(root: Path) -> Iterator[tuple[Path, RunRecord]]:
-    """Every `<model>/<task>/metrics.json` below a results folder, sorted by path."""
-    for path in sorted(root.glob(f"*/*/{METRICS}")):
+    """Every `<model>/<task>/metrics.json` below a results folder, sorted by path; given one model's folder
+    (the path `evalkit run` prints), that model's."""
+    paths = sorted(root.glob(f"*/*/{METRICS}")) or sorted(root.glob(f"*/{METRICS}"))
+    for path in paths:
         yield path, read_run_record(path)

@@ -90,3 +90,13 @@ def test_table_errors_are_one_line(results: tuple[Path, dict[str, str]], tmp_pat
     empty.mkdir(parents=True)
     result = evalkit("table", str(tmp_path / "empty"), "--layout", "zoo")
     assert (result.returncode == 2 and "no results" in result.stderr) or "no <model>" in result.stderr
+
+
+def test_table_of_one_model_folder(results: tuple[Path, dict[str, str]]) -> None:
+    """`evalkit table <the folder run printed>` works: that model's row."""
+    out, env = results
+    result = evalkit("table", str(out / "sharegpt4v-7b"), "--layout", "zoo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2].startswith("| ShareGPT4V-7B | Vicuna-7B |")
+    wide = evalkit("table", str(out / "sharegpt4v-7b"), env=env)
+    assert wide.returncode == 0 and wide.stdout.splitlines()[2].startswith("| sharegpt4v-7b |")
