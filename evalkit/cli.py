@@ -285,6 +285,9 @@ def run(
                 f"[yellow]{record.task}: {record.judge['pending']} grade(s) pending (the judge could not be "
                 "reached): run the same command again; the metrics leave them out until then[/yellow]"
             )
+    used = next((r.model_cfg for r in records if r.model_cfg.get("device")), None)
+    if used:  # what the hf backend chose (auto dtype, the rank's device)
+        out.print(f"model ran on {used['device']} in {used.get('dtype', '?')}")
     out.print(f"results: {settings.output / settings.name}")
 
 
@@ -347,6 +350,8 @@ def _bar_progress(bar: Progress) -> Callable[[str, int, int], None]:
     def progress(task_name: str, done: int, total: int) -> None:
         if task_name not in bars:
             bars[task_name] = bar.add_task(task_name, total=total, completed=done, rate="")
+            if 0 < done < total:  # a resumed run: what it kept
+                bar.console.print(f"{task_name}: resuming, {done} of {total} samples kept")
         tid = bars[task_name]
         bar.update(tid, completed=done)
         speed = bar.tasks[tid].speed

@@ -108,6 +108,7 @@ def test_config_template_stop_and_image_mode_reach_the_run(tmp_path: Path) -> No
     ]
     result = evalkit(*args, "--output", str(tmp_path / "out"), env=env, timeout=300)
     assert result.returncode == 0, result.stderr
+    assert "model ran on cpu in float32" in result.stdout  # the device and dtype chosen, said
     record = json.loads((tmp_path / "out" / "mine" / "pope" / "metrics.json").read_text())
     # trained with its own chat template: protocol llava does not put vicuna_v1 on it
     assert record["generation"]["template"] == "model chat template"

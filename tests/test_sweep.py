@@ -97,3 +97,14 @@ def test_shipped_sweeps_name_models_tasks_and_protocols_that_exist() -> None:
         for layout in sweep.tables:
             if layout not in ("wide", "long"):
                 assert get_layout(layout).protocol in sweep.protocol  # the paper's table, its protocol
+
+
+def test_resumed_run_says_what_it_kept(tmp_path: Path) -> None:
+    write_pope(tmp_path / "data")
+    yes = _replies(tmp_path / "yes.json", "Yes")
+    args = ["run", "--model", f"scripted:{yes}", "--tasks", "pope", "--data-root", str(tmp_path / "data")]
+    args += ["--output", str(tmp_path / "out")]
+    assert evalkit(*args, "--limit", "3").returncode == 0
+    again = evalkit(*args)
+    assert again.returncode == 0, again.stderr
+    assert f"pope: resuming, 3 of {len(pope_items())} samples kept" in again.stderr  # with the progress
