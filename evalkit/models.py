@@ -200,6 +200,15 @@ def locate(spec: ModelSpec) -> ModelSpec:
         content=fingerprint(path) + (f"+{fingerprint(tower)}" if tower else ""),
     )
     options.setdefault("trained_template", trained_template(checkpoint))
+    if (
+        options["trained_template"] is None
+        and "template" not in options
+        and checkpoint.llm not in ("llama", "llava")
+    ):
+        raise ConfigError(  # e.g. a Mistral LLaVA: never the protocol's Vicuna template by default
+            f"{path}: a {checkpoint.llm or 'non-Llama'} LLaVA whose conversation template its files do not "
+            "tell; give --template NAME (evalkit list templates) or trained_template: in its model config"
+        )
     if tower:
         options["vision_tower"] = str(tower)
     return replace(spec, options=options)

@@ -148,6 +148,8 @@ class Manifest(BaseModel):
         value = getattr(self, field)
         if field == "replies" and value is None:
             return {"strip": self.protocol == "llava", "reasoning_tags": []}
+        if field == "generation" and "tokenization" not in value:  # before it was recorded: the processor's
+            return {**value, "tokenization": "processor"}
         return value
 
 

@@ -101,6 +101,13 @@ class TaskStore:
         if old is None:  # records without a manifest (made by an older evalkit or copied): adopt them
             atomic_write(path, manifest.model_dump_json(indent=2) + "\n")
             return
+        adopted = {  # what older manifests did not record (the checkpoint's content): taken as it is now
+            k: v
+            for k, v in manifest.model_settings.items()
+            if k in ("content", "stop") and k not in old.model_settings
+        }
+        if adopted:
+            old = old.model_copy(update={"model_settings": {**old.model_settings, **adopted}})
         changes = [
             change
             for field in Manifest.PINNED
@@ -120,6 +127,8 @@ class TaskStore:
                 f"{self.folder}: its predictions were made with other settings ({'; '.join(changes)}); "
                 "use another --name or --output, or remove the folder"
             )
+        if adopted:  # pinned from now on
+            atomic_write(path, old.model_dump_json(indent=2) + "\n")
 
     def resume(self, wanted: set[str]) -> dict[str, Prediction]:
         """Records already made for the wanted ids. The main rank first merges leftover part files, cuts a

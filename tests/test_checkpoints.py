@@ -225,3 +225,70 @@ def test_template_choice(tiny: Path) -> None:
     assert native.template("vicuna_v1") == (False, None)
     forced = with_overrides(spec, template="gemma")
     assert forced.template("vicuna_v1") == (False, "gemma") == forced.template(None)
+
+
+def test_original_llava_of_another_llm_needs_its_template_named(tmp_path: Path) -> None:
+    """An original-format LLaVA on Mistral (llava-v1.6-mistral) was not trained with Vicuna's template:
+    evalkit does not fall back to the protocol's vicuna_v1 but asks for one."""
+    folder = tmp_path / "llava-v1.6-mistral-7b"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlavaMistralForCausalLM"],
+                "model_type": "llava_mistral",
+                "mm_vision_tower": str(tmp_path),
+                "mm_projector_type": "mlp2x_gelu",
+            }
+        )
+    )
+    (tmp_path / "config.json").write_text("{}")  # the tower folder
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(
+        ConfigError, match="a mistral LLaVA whose conversation template its files do not tell"
+    ):
+        locate(resolve_model(str(folder)))
+    named = locate(with_overrides(resolve_model(str(folder)), template="chatml"))
+    assert named.template("vicuna_v1") == (False, "chatml")
+
+
+def test_config_vision_tower_hub_id_comes_from_the_cache(tmp_path: Path, monkeypatch) -> None:
+    """A model config naming its tower by hub id (sharegpt4v-7b, llava-v1.5-7b, ...) finds it in the cache."""
+    from tests.support.seed_checkpoints import build_clip_tower, build_llava_v15
+
+    tower = build_clip_tower(tmp_path / "clip")
+    checkpoint = build_llava_v15(tmp_path / "llava-v1.5-7b", tower)
+    _hub_cache(tmp_path / "hub", "openai/clip-vit-large-patch14-336", tower, "f" * 40)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    spec = with_overrides(resolve_model(str(checkpoint)), vision_tower="openai/clip-vit-large-patch14-336")
+    located = locate(spec)
+    assert Path(located.options["vision_tower"]).name == "f" * 40
+    assert located.options["trained_template"] == "vicuna_v1"
+
+
+def test_runs_made_before_content_pinning_resume(tiny: Path, tmp_path: Path) -> None:
+    """A folder whose manifest predates the checkpoint fingerprint (and the tokenization setting) resumes
+    under a protocol that tokenizes with the processor; the fingerprint is pinned from then on."""
+    data = tmp_path / "data"
+    write_pope(data)
+    args = [
+        "run",
+        "--model",
+        str(tiny),
+        "--tasks",
+        "pope",
+        "--data-root",
+        str(data),
+        "--output",
+        str(tmp_path),
+    ]
+    args += ["--protocol", "lmms-eval"]
+    assert evalkit(*args, "--limit", "2", timeout=300).returncode == 0
+    manifest_path = tmp_path / "tiny-llava" / "pope" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    content = manifest["model_settings"].pop("content")
+    del manifest["generation"]["tokenization"]
+    manifest_path.write_text(json.dumps(manifest))  # as an older evalkit wrote it
+    again = evalkit(*args, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(manifest_path.read_text())["model_settings"]["content"] == content

@@ -81,22 +81,20 @@ class HFBackend(Backend):
         )
 
     def _stop_ids(self, stop: list[str | int] | None) -> set[int]:
-        """The model config's stop tokens, else every EOS id the generation config and tokenizer name."""
-        if stop:
-            ids: set[int] = set()
-            for token in stop:
-                found = token if isinstance(token, int) else self.tokenizer.convert_tokens_to_ids(token)
-                if not isinstance(found, int) or found == self.tokenizer.unk_token_id or found < 0:
-                    raise ConfigError(f"stop token {token!r} is not a token of this model's tokenizer")
-                ids.add(found)
-            return ids
+        """Every EOS id the generation config and tokenizer name, and the model config's stop tokens."""
+        ids: set[int] = set()
+        for token in stop or []:
+            found = token if isinstance(token, int) else self.tokenizer.convert_tokens_to_ids(token)
+            if not isinstance(found, int) or found == self.tokenizer.unk_token_id or found < 0:
+                raise ConfigError(f"stop token {token!r} is not a token of this model's tokenizer")
+            ids.add(found)
         eos = self.model.generation_config.eos_token_id
         found_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self.tokenizer.eos_token_id is not None:
             found_ids.add(self.tokenizer.eos_token_id)
-        if not found_ids:
+        if not found_ids | ids:
             raise ConfigError("the checkpoint names no EOS token; give `stop:` in the model config")
-        return found_ids
+        return found_ids | ids
 
     def template_stops(self, template: str | None) -> set[int]:
         """Stop strings of a named template that are single tokens of this tokenizer."""
@@ -165,6 +163,11 @@ class HFBackend(Backend):
         for text, ids, keep in zip(texts, joint.tolist(), mask.tolist(), strict=True):
             runs = _runs([t for t, k in zip(ids, keep, strict=True) if k], self.image_token_id)
             chunks = [self.tokenizer(chunk).input_ids for chunk in text.split(self.image_token)]
+            if len(runs) != len(chunks) - 1:  # adjacent images, or an image token written in the prompt
+                raise ConfigError(
+                    f"cannot tokenize as LLaVA does: {len(chunks) - 1} {self.image_token} in the text but "
+                    f"{len(runs)} image token runs (adjacent images, or {self.image_token} in a prompt?)"
+                )
             offset = 1 if chunks[0][:1] == [self.tokenizer.bos_token_id] else 0
             row = chunks[0][:1] if offset else []
             for i, chunk in enumerate(chunks):

@@ -89,14 +89,10 @@ def locate_tower(ckpt: Checkpoint, override: str | Path | None = None) -> Path |
         if not (path / "config.json").is_file():
             raise InputError(f"{path}: the vision tower folder has no config.json")
         return path.resolve()
-    if override:
-        raise InputError(f"--vision-tower {override}: no such folder")
     from evalkit.checkpoints.hub import looks_like_hub_id, resolve
 
-    if not looks_like_hub_id(str(name)):
-        raise InputError(
-            f"{ckpt.path}: vision tower {name} is neither a folder nor a hub id; give --vision-tower"
-        )
+    if not looks_like_hub_id(str(name)):  # a folder that is not there (the trainer's machine's path?)
+        raise InputError(f"vision tower {name}: no such folder, and not a hub id; give --vision-tower PATH")
     return resolve(str(name), what="vision tower")[0]
 
 
@@ -153,6 +149,10 @@ def convert(ckpt: Checkpoint, out: Path, vision_tower: str | Path | None = None)
             shutil.rmtree(tmp)
         else:
             tmp.rename(out)
+    except (ValueError, TypeError, KeyError) as exc:  # transformers refusing a config, processor or tokenizer
+        shutil.rmtree(tmp, ignore_errors=True)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{ckpt.path}: cannot convert ({detail})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

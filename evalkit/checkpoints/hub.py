@@ -14,6 +14,7 @@ from evalkit.errors import InputError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PROBE_SECONDS = 5.0
+OTHER_FRAMEWORKS = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "tf_model*", "flax_model*", "*.gguf"]
 
 
 def looks_like_hub_id(text: str) -> bool:
@@ -44,9 +45,14 @@ def resolve(repo_id: str, revision: str | None = None, what: str = "model") -> t
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     label = f"{what} {repo_id}" + (f"@{revision}" if revision else "")
+    folder: str | None
     try:
         folder = snapshot_download(repo_id, revision=revision, local_files_only=True)
     except LocalEntryNotFoundError:
+        folder = None
+    except ValueError as exc:  # not a valid repo id (huggingface_hub's rules are stricter than the shape)
+        raise InputError(f"{label}: not a valid hub id ({str(exc).splitlines()[0]})") from None
+    if folder is None:
         if offline():
             raise InputError(
                 f"{label} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: "
@@ -58,7 +64,7 @@ def resolve(repo_id: str, revision: str | None = None, what: str = "model") -> t
                 f"download it elsewhere or give a local folder"
             ) from None
         try:
-            folder = snapshot_download(repo_id, revision=revision)
+            folder = snapshot_download(repo_id, revision=revision, ignore_patterns=OTHER_FRAMEWORKS)
         except (HfHubHTTPError, OSError, ValueError) as exc:
             raise InputError(f"{label}: download failed ({str(exc).splitlines()[0]})") from None
     return Path(folder), Path(folder).name

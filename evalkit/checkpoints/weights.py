@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +52,7 @@ def read_tensors(folder: Path) -> Iterator[tuple[str, torch.Tensor]]:
                 tensors = load_file(file)
             else:
                 tensors = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-        except (SafetensorError, RuntimeError, OSError, EOFError) as exc:
+        except (SafetensorError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
             raise InputError(f"{file}: unreadable weights ({str(exc).splitlines()[0]})") from None
         if not isinstance(tensors, dict):
             raise InputError(f"{file}: not a state dict of tensors")

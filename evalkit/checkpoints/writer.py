@@ -177,11 +177,11 @@ def _generation_config(parts: Parts, tokenizer: Any, stops: tuple[str, ...]) -> 
     ids too (LLaVA-Llama-3 ends a reply at <|eot_id|>, whatever EOS its LLM's files name)."""
     from transformers import GenerationConfig
 
-    try:
-        generation = GenerationConfig.from_pretrained(parts.source.path)
-    except OSError:
-        generation = GenerationConfig()
-    eos = generation.eos_token_id
+    try:  # only its EOS ids: the source's sampling settings are not ours (evalkit decodes greedily)
+        eos = GenerationConfig.from_pretrained(parts.source.path).eos_token_id
+    except (OSError, ValueError):
+        eos = None
+    generation = GenerationConfig()
     ids = list(eos) if isinstance(eos, list) else [eos] if eos is not None else [tokenizer.eos_token_id]
     for stop in stops:
         found = tokenizer.convert_tokens_to_ids(stop)
@@ -212,7 +212,10 @@ def write_transformers(
             f"{parts.source.path}: mm_vision_select_feature {parts.select_feature!r} is unknown"
         )
     tokenizer = _tokenizer(parts)
-    text_config = _language_config(parts, len(tokenizer))
+    # the embedding may already hold more rows than the tokenizer has tokens (Phi-3, Qwen2 pad them)
+    rows = parts.llm["model.embed_tokens.weight"].shape[0] if "model.embed_tokens.weight" in parts.llm else 0
+    vocab = max(len(tokenizer), rows)
+    text_config = _language_config(parts, vocab)
     vision = vision_config(parts.tower)
     ids = {
         "image_token_index": tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
@@ -234,7 +237,7 @@ def write_transformers(
     config.dtype = dtype
     with torch.device("meta"):
         model = model_class(config)
-    _assign(model, parts, len(tokenizer), dtype)
+    _assign(model, parts, vocab, dtype)
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = _generation_config(parts, tokenizer, stops)
     model.save_pretrained(out, max_shard_size="5GB")

@@ -26,11 +26,22 @@ def merge_lora(state: dict[str, torch.Tensor], adapter: Path, prefix: str) -> di
     config = read_json(adapter / "adapter_config.json")
     if str(config.get("peft_type", "LORA")).upper() != "LORA":
         raise InputError(f"{adapter}: a {config.get('peft_type')} adapter; only LoRA adapters are merged")
+    unsupported = [
+        k for k in ("modules_to_save", "use_dora", "rank_pattern", "alpha_pattern") if config.get(k)
+    ]
+    if config.get("bias", "none") != "none":
+        unsupported.append("bias")
+    if unsupported:
+        raise InputError(
+            f"{adapter / 'adapter_config.json'}: {', '.join(unsupported)} not supported in a merge"
+        )
     r, alpha = int(config["r"]), float(config["lora_alpha"])
     scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
     lora = load_state(adapter)
     merged = dict(state)
     pairs = {k.removesuffix(".lora_A.weight") for k in lora if k.endswith(".lora_A.weight")}
+    if other := sorted(k for k in lora if not k.endswith((".lora_A.weight", ".lora_B.weight"))):
+        raise InputError(f"{adapter}: weights a LoRA merge cannot place ({', '.join(other[:3])})")
     if not pairs:
         raise InputError(f"{adapter}: no lora_A/lora_B weights")
     for stem in sorted(pairs):
