@@ -46,7 +46,7 @@ def reference_generate(
     prompt: str,
     max_new_tokens: int,
     follow: list[int] | None = None,
-    tolerance: float = 1e-3,
+    tolerance: float = 3e-4,
 ) -> list[int]:
     """Greedy new token ids of the original pipeline, cut before the first EOS / stop id.
 
@@ -70,6 +70,17 @@ def reference_generate(
     else:
         raise ValueError(f"unknown kind {kind!r} (llava | xtuner)")
     return _greedy(lm, embeds, max_new_tokens, stop_ids, follow or [], tolerance)
+
+
+@torch.no_grad()
+def reference_logits(
+    kind: str, checkpoint: Path, tower: Path, image: Image.Image, prompt: str
+) -> torch.Tensor:
+    """The original pipeline's logits for the first new token (a check that no argmax tie can pass)."""
+    checkpoint, tower = Path(checkpoint), Path(tower)
+    inputs = _llava_inputs if kind == "llava" else _xtuner_inputs
+    embeds, _, lm = inputs(checkpoint, tower, image.convert("RGB"), prompt)
+    return lm(inputs_embeds=embeds[None], use_cache=False).logits[0, -1]
 
 
 def reference_input_ids(kind: str, checkpoint: Path, prompt: str) -> list[int]:
