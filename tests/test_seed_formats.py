@@ -235,6 +235,8 @@ def test_xtuner_transformers_upload_runs(seeds: dict[str, Path], tmp_path: Path)
     (folder / "processor_config.json").write_text(json.dumps(processor))
     assert trained_template(detect(folder)) == "llama3"  # read from the tokenizer's special tokens
     backend = HFBackend(folder, dtype="float32", device="cpu")
+    eot = backend.tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    assert backend.template_stops("llama3") == {eot} and eot in backend.stop_ids  # a reply ends there
     image = Image.new("RGB", (40, 24), (30, 40, 220))
     ids, _ = _ours(backend, image, "What is it?", "llama3")
     assert _reference(seeds, "xtuner", image, "What is it?", follow=ids) == ids
