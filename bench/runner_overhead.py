@@ -52,7 +52,9 @@ def write_pope(root: Path, n: int) -> None:
                 "label": "yes" if colour == asked else "no",
             }
         )
-    (root / "pope" / "coco_pope_random.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for k, split in enumerate(("adversarial", "popular", "random")):  # the task reads all three splits
+        lines = "".join(json.dumps(r) + "\n" for r in rows[k::3])
+        (root / "pope" / f"coco_pope_{split}.json").write_text(lines)
 
 
 def with_tokens(task: Task, protocol: str, tokens: int) -> Task:

@@ -72,6 +72,10 @@ class SweepFile(BaseModel):
     judge: JudgeEntry | None = None
     tables: list[str] = ["wide"]
 
+    def protocols_of(self, entry: ModelEntry) -> list[str | None]:
+        """The protocols a model runs under: its own, else the sweep's."""
+        return [entry.protocol] if entry.protocol else self.protocol
+
     @field_validator("models", mode="before")
     @classmethod
     def _models(cls, value: Any) -> Any:
@@ -134,7 +138,7 @@ def run_sweep(
         judge.preflight()
     results: list[PairResult] = []
     for entry in sweep.models:
-        for protocol in [entry.protocol] if entry.protocol else sweep.protocol:
+        for protocol in sweep.protocols_of(entry):
             label = protocol or "default"
             if on_pair:
                 on_pair(entry.model, label)
@@ -178,7 +182,7 @@ def _request(entry: ModelEntry, protocol: str | None, sweep: SweepFile, data_roo
 def _name(entry: ModelEntry, protocol: str | None, sweep: SweepFile) -> str | None:
     """The results folder: the entry's name (default: as `run` names it), with the protocol appended when
     the sweep runs several, so two protocols never share a folder."""
-    several = len({p for e in sweep.models for p in ([e.protocol] if e.protocol else sweep.protocol)}) > 1
+    several = len({p for e in sweep.models for p in sweep.protocols_of(e)}) > 1
     if not several:
         return entry.name
     from evalkit.models import resolve_model
@@ -191,7 +195,7 @@ def check_protocols(sweep: SweepFile) -> None:
     from evalkit.protocols import get_protocol
 
     for entry in sweep.models:
-        for protocol in [entry.protocol] if entry.protocol else sweep.protocol:
+        for protocol in sweep.protocols_of(entry):
             if protocol:
                 get_protocol(protocol)
     if not sweep.tasks:

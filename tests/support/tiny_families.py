@@ -262,50 +262,29 @@ IDEFICS3_TEMPLATE = (
 )
 
 
-def build_idefics3(out_dir: Path, seed: int = 0) -> Path:
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessorPil,
-        Idefics3Processor,
-        Idefics3VisionConfig,
-        LlamaConfig,
-    )
+# ------------------------------------------------------------------------------------- Idefics3 / SmolVLM
 
-    rows_cols = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-    tokenizer = _tokenizer(
-        [
-            "<|begin_of_text|>",
-            "<|end_of_text|>",
-            "<|finetune_right_pad_id|>",
-            "<fake_token_around_image>",
-            "<image>",
-            "<end_of_utterance>",
-            "<global-img>",
-            *rows_cols,
-        ],
-        bos="<|begin_of_text|>",
-        eos="<|end_of_text|>",
-        pad="<|finetune_right_pad_id|>",
-        add_bos=True,
-    )
-    image_size, patch_size, scale_factor = 32, 8, 2
-    seq_len = (image_size // patch_size) ** 2 // scale_factor**2
-    processor = Idefics3Processor(
-        image_processor=Idefics3ImageProcessorPil(
-            do_resize=True,
-            size={"longest_edge": 2 * image_size},
-            do_image_splitting=True,
-            max_image_size={"longest_edge": image_size},
-            image_mean=[0.5] * 3,
-            image_std=[0.5] * 3,
-        ),
-        tokenizer=tokenizer,
-        image_seq_len=seq_len,
-        chat_template=IDEFICS3_TEMPLATE,
-    )
-    config = Idefics3Config(
-        vision_config=Idefics3VisionConfig(
+
+def _tiling(image_size: int) -> dict[str, Any]:
+    """The image processor settings Idefics3 and SmolVLM share: a global image plus tiles of image_size."""
+    return {
+        "do_resize": True,
+        "size": {"longest_edge": 2 * image_size},
+        "do_image_splitting": True,
+        "max_image_size": {"longest_edge": image_size},
+        "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3,
+    }
+
+
+def _tiled_config(
+    config_class: Any, vision_class: Any, tokenizer: Any, image_size: int, patch_size: int, scale_factor: int
+) -> Any:
+    """Idefics3's model config (SmolVLM's has the same fields): a tiny vision tower and Llama."""
+    from transformers import LlamaConfig
+
+    return config_class(
+        vision_config=vision_class(
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=1,
@@ -329,6 +308,45 @@ def build_idefics3(out_dir: Path, seed: int = 0) -> Path:
         tie_word_embeddings=False,
         **_ids(tokenizer),
     )
+
+
+def build_idefics3(out_dir: Path, seed: int = 0) -> Path:
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+        Idefics3VisionConfig,
+    )
+
+    rows_cols = [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer = _tokenizer(
+        [
+            "<|begin_of_text|>",
+            "<|end_of_text|>",
+            "<|finetune_right_pad_id|>",
+            "<fake_token_around_image>",
+            "<image>",
+            "<end_of_utterance>",
+            "<global-img>",
+            *rows_cols,
+        ],
+        bos="<|begin_of_text|>",
+        eos="<|end_of_text|>",
+        pad="<|finetune_right_pad_id|>",
+        add_bos=True,
+    )
+    image_size, patch_size, scale_factor = 32, 8, 2
+    seq_len = (image_size // patch_size) ** 2 // scale_factor**2
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessorPil(**_tiling(image_size)),
+        tokenizer=tokenizer,
+        image_seq_len=seq_len,
+        chat_template=IDEFICS3_TEMPLATE,
+    )
+    config = _tiled_config(
+        Idefics3Config, Idefics3VisionConfig, tokenizer, image_size, patch_size, scale_factor
+    )
     model = _seeded(seed, lambda: Idefics3ForConditionalGeneration(config))
     eos = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_utterance>")]
     return _save(model, processor, out_dir, eos)
@@ -344,7 +362,6 @@ SMOLVLM_TEMPLATE = "<|im_start|>" + IDEFICS3_TEMPLATE.removeprefix("<|begin_of_t
 def build_smolvlm(out_dir: Path, seed: int = 0) -> Path:
     """SmolVLM (Idefics3's architecture and image tiling; its processor holds a video processor)."""
     from transformers import (
-        LlamaConfig,
         SmolVLMConfig,
         SmolVLMForConditionalGeneration,
         SmolVLMImageProcessorPil,
@@ -375,38 +392,9 @@ def build_smolvlm(out_dir: Path, seed: int = 0) -> Path:
         },
     )
     image_size, patch_size, scale_factor = 32, 8, 2
-    image_processor = SmolVLMImageProcessorPil(
-        do_resize=True,
-        size={"longest_edge": 2 * image_size},
-        do_image_splitting=True,
-        max_image_size={"longest_edge": image_size},
-        image_mean=[0.5] * 3,
-        image_std=[0.5] * 3,
-    )
-    config = SmolVLMConfig(
-        vision_config=SmolVLMVisionConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=image_size,
-            patch_size=patch_size,
-        ),
-        text_config=LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            tie_word_embeddings=False,
-            **_ids(tokenizer),
-        ),
-        scale_factor=scale_factor,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        tie_word_embeddings=False,
-        **_ids(tokenizer),
+    image_processor = SmolVLMImageProcessorPil(**_tiling(image_size))
+    config = _tiled_config(
+        SmolVLMConfig, SmolVLMVisionConfig, tokenizer, image_size, patch_size, scale_factor
     )
     model = _seeded(seed, lambda: SmolVLMForConditionalGeneration(config))
     video_processor = {
