@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from evalkit.errors import ConfigError, EvalkitError, InputError
+from evalkit.records import RunRecord
 from evalkit.reports.exports import EXPORTS
 from evalkit.scoring.judge import Judge
 
@@ -105,7 +106,7 @@ def _progress(enabled: bool = True) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
-        disable=not enabled,
+        disable=not enabled or not console.is_terminal,  # a log gets lines instead (_bar_progress)
     )
 
 
@@ -118,6 +119,21 @@ def _metrics_table(title: str, metrics: dict[str, float], primary: str | None = 
         table.add_row(
             label, f"{value:.2f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
         )
+    return table
+
+
+def _summary_table(title: str, records: list[RunRecord]) -> Table:
+    """One row per task of a run: its primary metric, the sample count and the outcome counts."""
+    table = Table(title=title, show_header=True)
+    for column in ("task", "metric", "value", "n", "unparsed", "failed"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for r in records:
+        value = r.metrics.get(r.primary)
+        n = f"{r.n} of {r.data.samples} (--limit)" if r.limit is not None else str(r.n)
+        table.add_row(
+            r.task, r.primary, "-" if value is None else f"{value:.2f}", n,
+            f"{r.metrics.get('unparsed', 0):g}", f"{r.metrics.get('failed', 0):g}",
+        )  # fmt: skip
     return table
 
 
@@ -278,6 +294,8 @@ def run(
                 record.primary,
             )
         )
+    if len(records) > 1:
+        out.print(_summary_table(f"{settings.name} ({settings.protocol.name})", records))
     _judge_summary(the_judge)
     for record in records:
         if record.judge and record.judge.get("pending"):
@@ -344,7 +362,13 @@ def sweep(
 
 
 def _bar_progress(bar: Progress) -> Callable[[str, int, int], None]:
-    """A progress callback drawing one bar per task with samples/s."""
+    """A progress callback drawing one bar per task with samples/s on a terminal; without one (a cluster
+    job's log) a plain line per task every $EVALKIT_PROGRESS_SECONDS (default 30) with samples/s and ETA."""
+    if not bar.console.is_terminal:
+        from evalkit.progress import LineProgress
+
+        every = float(os.environ.get("EVALKIT_PROGRESS_SECONDS") or 30)
+        return LineProgress(lambda line: bar.console.print(line, markup=False, highlight=False), every)
     bars: dict[str, TaskID] = {}
 
     def progress(task_name: str, done: int, total: int) -> None:

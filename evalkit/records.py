@@ -82,6 +82,7 @@ class DataInfo(BaseModel):
     path: str
     format: str
     fingerprint: str
+    samples: int | None = None  # the task's sample count in this data (None: not recorded)
 
 
 class RunRecord(BaseModel):
@@ -109,6 +110,7 @@ class RunRecord(BaseModel):
     # how replies were processed before parsing: {"strip": bool, "reasoning_tags": [[open, close], ...]}
     replies: dict[str, Any] | None = None
     source: str | None = None  # a re-score (`evalkit score`): the file its records were read from
+    limit: int | None = None  # a --limit run that took only the first `limit` of the task's samples
     record_version: int = RECORD_VERSION
 
     def dump(self) -> str:

@@ -218,13 +218,18 @@ def _finish(job: _Job, backend: LazyBackend, started: str, seconds: float) -> Ru
         model=settings.model,
         model_config=store.backend_info() or {"model": settings.model, **settings.model_settings},
         generation=job.manifest.generation | {"batch_size": backend.batch_size, "world_size": job.world.size},
-        data=DataInfo(path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint),
+        data=DataInfo(
+            path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint,
+            samples=len(dataset.samples),
+        ),  # fmt: skip
         started=started,
         seconds=seconds,
         generated=len(job.pending),
     )
     metrics = stages.aggregate(task, protocol, judged.records, str(store.predictions))
     record = stages.run_record(task, protocol, judged.records, metrics, provenance, judged.info)
+    if len(job.samples) < len(dataset.samples):  # --limit: marked so no table mistakes it for the benchmark
+        record = record.model_copy(update={"limit": len(job.samples)})
     store.write_record(record)
     return record
 

@@ -25,6 +25,7 @@ def collect(results: Path) -> pd.DataFrame:
                     "value": value,
                     "primary": key == record.primary,
                     "n": record.n,
+                    "limit": record.limit,  # a --limit run: only its first `limit` samples
                 }
             )
     if not rows:
@@ -32,21 +33,33 @@ def collect(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LIMITED = "†"
+LIMITED_NOTE = f"{LIMITED} a --limit run over the task's first samples only: not the benchmark's number"
+
+
 def wide(frame: pd.DataFrame) -> pd.DataFrame:
-    """Models x tasks, each cell the task's primary metric."""
-    primary = frame[frame["primary"]]
+    """Models x tasks, each cell the task's primary metric; a --limit run's value is marked."""
+    primary = frame[frame["primary"]].copy()
+    if primary["limit"].notna().any():
+        primary["value"] = [
+            f"{v:.2f}{LIMITED}" if limit == limit and limit is not None else v
+            for v, limit in zip(primary["value"], primary["limit"], strict=True)
+        ]
     table = primary.pivot_table(index="model", columns="task", values="value", aggfunc="first")
     table.columns = [f"{task} ({primary[primary.task == task].metric.iloc[0]})" for task in table.columns]
     return table.reset_index()
 
 
 def long(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[["model", "task", "protocol", "metric", "value", "n"]].sort_values(
+    frame = frame.assign(limit=frame["limit"].astype("Int64"))
+    return frame[["model", "task", "protocol", "metric", "value", "n", "limit"]].sort_values(
         ["model", "task", "metric"]
     )
 
 
 def fmt(value: object) -> str:
+    if value is pd.NA:
+        return ""
     if isinstance(value, float):
         return "" if value != value else f"{value:.2f}"  # NaN -> empty cell
     return str(value)
@@ -70,4 +83,5 @@ def render(results: Path, layout: str, fmt_name: str, compare: bool = False) -> 
     table = wide(frame) if layout == "wide" else long(frame)
     if fmt_name == "csv":
         return table.to_csv(index=False, float_format="%.6g")
-    return to_markdown(table)
+    note = f"\n{LIMITED_NOTE}\n" if frame["limit"].notna().any() else ""
+    return to_markdown(table) + note
