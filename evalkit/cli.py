@@ -56,6 +56,7 @@ ExportKind = StrEnum("ExportKind", {name: name for name in EXPORTS})  # type: ig
 class Format(StrEnum):
     md = "md"
     csv = "csv"
+    html = "html"
 
 
 # The judge options of `run` and `score`, defined once
@@ -198,7 +199,10 @@ VisionTower = Annotated[
 @interruptible
 def run(
     model: Annotated[
-        str, typer.Option(help="config name, checkpoint folder, hub id (org/name), or openai:<model-id>")
+        str,
+        typer.Option(
+            help="config name, checkpoint folder, hub id (org/name), openai:<model-id> or vllm:<checkpoint>"
+        ),
     ],
     tasks: Annotated[str, typer.Option(help="comma-separated task names (evalkit list tasks)")],
     protocol: Annotated[
@@ -226,6 +230,9 @@ def run(
         float, typer.Option(min=0.01, help="seconds one request may take, start to end (openai backend)")
     ] = 120.0,
     max_retries: Annotated[int, typer.Option(min=0, help="retries on 429/5xx/timeouts (openai backend)")] = 5,
+    tensor_parallel_size: Annotated[
+        int | None, typer.Option(min=1, help="GPUs one model copy spans (vllm backend; default 1)")
+    ] = None,
     judge: JudgeModel = None,
     judge_base_url: JudgeBaseUrl = None,
     judge_api_key_env: JudgeKeyEnv = "OPENAI_API_KEY",
@@ -246,6 +253,14 @@ def run(
             "--trust-remote-code", help="let the checkpoint run its own Python code (review it first)"
         ),
     ] = None,
+    blank_images: Annotated[
+        bool,
+        typer.Option(
+            "--blank-images",
+            help="ablation: every image replaced by a mid-grey one of its size (does the model look?); "
+            "recorded, and the default --name gets '+blank'",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate a model on tasks; resumes where a previous run of the same command stopped."""
     from evalkit.backends import BackendOptions
@@ -269,9 +284,11 @@ def run(
             batch_size=_batch_size(batch_size),
             timeout=request_timeout,
             max_retries=max_retries,
+            tensor_parallel_size=tensor_parallel_size,
         ),
         judge=the_judge,
         matcher=judge_matcher,
+        blank_images=blank_images,
         model_options={
             "revision": revision,
             "vision_tower": str(vision_tower) if vision_tower else None,
@@ -318,10 +335,9 @@ def sweep(
     ] = None,
 ) -> None:
     """Run models x tasks x protocols from a sweep file (resumable; a failing pair does not stop the
-    others), then write the tables to <output>/tables/."""
-    from evalkit.fs import atomic_write
+    others), then write the tables to <output>/tables/ and the report to <output>/report.html."""
     from evalkit.reports.table import render
-    from evalkit.sweep import check_protocols, load_sweep, run_sweep
+    from evalkit.sweep import check_protocols, load_sweep, run_sweep, write_tables
 
     plan = load_sweep(file)
     check_protocols(plan)
@@ -341,16 +357,13 @@ def sweep(
         )
     done = [r for r in results if r.error is None]
     if done:
-        tables = plan.output / "tables"
-        tables.mkdir(parents=True, exist_ok=True)
-        for layout in plan.tables:
-            for fmt_name in ("md", "csv"):
-                atomic_write(tables / f"{layout}.{fmt_name}", render(plan.output, layout, fmt_name))
-                if layout not in ("wide", "long"):  # a paper's table: also with its published numbers
-                    compared = render(plan.output, layout, fmt_name, compare=True)
-                    atomic_write(tables / f"{layout}-vs-published.{fmt_name}", compared)
+        from evalkit.reports.html import write_report
+
+        tables = write_tables(plan)
         out.print(render(plan.output, plan.tables[0], "md"), markup=False)
         out.print(f"tables: {tables}")
+        page = write_report(plan.output, plan.output / "report.html", data_root=root)
+        out.print(f"report: {page} ({page.stat().st_size / 1024:.0f} KiB)")
     failed = [r for r in results if r.error is not None]
     for r in failed:
         out.print(
@@ -509,10 +522,13 @@ def table(
             "(evalkit/data/layouts/)"
         ),
     ] = "wide",
-    format: Annotated[Format, typer.Option("--format", help="md or csv")] = Format.md,
+    format: Annotated[Format, typer.Option("--format", help="md, csv or html")] = Format.md,
     compare: Annotated[
         str | None, typer.Option(help="'published': the paper's numbers beside ours (zoo layouts)")
     ] = None,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="each value's 95% confidence interval beside it (wide, long)")
+    ] = False,
 ) -> None:
     """Print a leaderboard from the metrics.json files under RESULTS."""
     from evalkit.reports.table import render
@@ -521,7 +537,30 @@ def table(
         raise ConfigError(f"--compare takes 'published', not {compare!r}")
     if layout in ("wide", "long") and compare:
         raise ConfigError("--compare published needs a paper's layout (--layout zoo or xtuner)")
-    sys.stdout.write(render(results, layout, format.value, compare=compare == "published"))
+    if ci and layout not in ("wide", "long"):
+        raise ConfigError("--ci needs --layout wide or long (a paper's layout: see --compare published)")
+    sys.stdout.write(render(results, layout, format.value, compare=compare == "published", ci=ci))
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="results folder")] = Path("results"),
+    out_path: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path("report.html"),
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="where the samples' images are (default $EVALKIT_DATA, else where each run read)"),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option(min=0, help="records embedded per run, failed, unparsed and wrong first")
+    ] = 200,
+) -> None:
+    """Write one self-contained HTML page (opens offline): leaderboard, charts by category, provenance
+    and a sample browser per run."""
+    from evalkit.reports.html import write_report
+
+    root = data_root or (Path(os.environ["EVALKIT_DATA"]) if os.environ.get("EVALKIT_DATA") else None)
+    written = write_report(results, out_path, data_root=root, samples=samples)
+    out.print(f"wrote {written} ({written.stat().st_size / 1024:.0f} KiB)")
 
 
 @app.command()
@@ -683,14 +722,16 @@ def show(
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option(help="where the demo's model and results go")] = Path(
-        "results-demo"
-    ),
+    output: Annotated[
+        Path, typer.Option(help="where the demo's models, results, tables and report go")
+    ] = Path("results-demo"),
 ) -> None:
-    """Build a tiny model offline and evaluate it on the bundled MME and POPE samples."""
+    """Prove the image path offline: a tiny trained model, the same with blank images, and an untrained one
+    on the bundled MME and POPE samples (configs/sweeps/demo.yaml), then the tables and the report."""
     from evalkit.demo.run import run_demo
 
-    run_demo(output, console=out)
+    with _progress() as bar:
+        run_demo(output, console=out, progress=lambda world: _bar_progress(bar) if world.is_main else None)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Check what a data root holds.")

@@ -1,11 +1,12 @@
 """Resolving MODEL on the command line to a backend: a config name, a checkpoint folder (any format
-`evalkit.checkpoints` reads), a Hugging Face hub id, or openai:<id> / scripted:<file>.
+`evalkit.checkpoints` reads), a Hugging Face hub id, or openai:<id> / vllm:<checkpoint> / scripted:<file>.
 
 Model configs live in `configs/models/<name>.yaml` (or `$EVALKIT_CONFIGS/models/`):
-`backend` (hf|openai), `checkpoint` (folder or hub id) or `model` (endpoint model id), `revision`,
+`backend` (hf|openai|vllm), `checkpoint` (folder or hub id) or `model` (endpoint model id), `revision`,
 `vision_tower`, `base_url`, `dtype`, `trust_remote_code`, `template` (a named template or `native`),
 `stop` (tokens that end a reply), `image_mode` (per protocol), `protocol` (default protocol),
-`display_name`, `llm`, `family`, `published` (the record its numbers are compared with).
+`display_name`, `llm`, `family`, `published` (the record its numbers are compared with); for vllm also
+`tensor_parallel_size`, `max_images` (per prompt, default 1), `max_model_len`, `gpu_memory_utilization`.
 Command-line options (`--revision`, `--vision-tower`, `--template`, `--trust-remote-code`) override them.
 
 `locate` turns an hf spec into a local folder before anything loads: a hub id is found in the cache (or
@@ -85,7 +86,7 @@ class ModelSpec:
             chosen = self.options["template"]
             return False, None if chosen in (None, NATIVE) else str(chosen)
         trained = self.options.get("trained_template")
-        if self.backend != "hf" or trained is None:
+        if not self.kind.loads_checkpoint or trained is None:
             return True, None
         if protocol_template is None and own == "chat":
             return True, None
@@ -131,6 +132,15 @@ def resolve_model(model: str) -> ModelSpec:
         if not model_id:
             raise ConfigError("openai:<model-id> needs a model id, e.g. openai:llava-hf/llava-1.5-7b-hf")
         return ModelSpec(name=slug(model_id), backend="openai", target=model_id)
+    if model.startswith("vllm:"):
+        checkpoint = model.removeprefix("vllm:")
+        if not checkpoint:
+            raise ConfigError(
+                "vllm:<checkpoint> needs a checkpoint folder or hub id, e.g. vllm:llava-hf/llava-1.5-7b-hf"
+            )
+        where = Path(checkpoint).expanduser()
+        base = where.resolve().name if where.is_dir() else checkpoint.rstrip("/").split("/")[-1]
+        return ModelSpec(name=f"{slug(base)}-vllm", backend="vllm", target=checkpoint)
     if model.startswith("scripted:"):
         replies = model.removeprefix("scripted:")
         if not replies:
@@ -163,7 +173,7 @@ def resolve_model(model: str) -> ModelSpec:
         return ModelSpec(name=slug(model.split("/")[-1]), backend="hf", target=model)
     raise ConfigError(
         f"model {model!r} is not a config in {', '.join(dict.fromkeys(str(d) for d in config_dirs()))}, "
-        "a checkpoint folder, a hub id (org/name) or openai:<model-id>"
+        "a checkpoint folder, a hub id (org/name), openai:<model-id> or vllm:<checkpoint>"
     )
 
 
@@ -174,8 +184,10 @@ def with_overrides(spec: ModelSpec, **overrides: Any) -> ModelSpec:
 
 
 def locate(spec: ModelSpec) -> ModelSpec:
-    """An hf spec made local and identified (see the module doc); other backends as they are."""
-    if spec.backend != "hf" or "path" in spec.options:
+    """A checkpoint spec (hf, vllm) made local and identified (see the module doc); others as they are.
+    The backend's own preflight (a package it needs) comes first, before anything is downloaded."""
+    spec.kind.preflight()
+    if not spec.kind.loads_checkpoint or "path" in spec.options:
         return spec
     from evalkit.checkpoints import detect, fingerprint, locate_tower, trained_template
     from evalkit.checkpoints.hub import looks_like_hub_id, resolve
@@ -217,6 +229,11 @@ def locate(spec: ModelSpec) -> ModelSpec:
 def backend_factory(spec: ModelSpec, options: BackendOptions) -> Callable[[], Backend]:
     """A zero-argument constructor, so the model is only loaded when a task has work."""
     kind = spec.kind
+    if options.tensor_parallel_size not in (None, 1) and not kind.tensor_parallel:
+        raise ConfigError(
+            f"--tensor-parallel-size is for the vllm backend ({spec.name} runs on {kind.name}); "
+            "for data parallelism start the run with torchrun"
+        )
     return lambda: kind.build(spec, options)
 
 

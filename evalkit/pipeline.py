@@ -1,5 +1,7 @@
-"""Generation plumbing: batches, images decoded and the next batch prepared in worker threads while the
-current batch generates (the accelerator does not wait on PIL or tokenising), and a lazily built backend.
+"""Generation plumbing: batches, images decoded and the next batches prepared while the current batch
+generates (the accelerator does not wait on PIL or tokenising), and a lazily built backend. The hf backend's
+preparation runs in a forked worker process (`torch.utils.data.DataLoader`), so it shares no GIL with the
+Python-heavy decoding loop; other backends prepare in a thread.
 
 Batch backends get batches fixed over the whole task (sorted by prompt length), so a batch has the same
 members whether the run was interrupted or not; a batch holding any pending sample is generated whole and
@@ -9,15 +11,19 @@ keep `backend.window` requests in flight, results written as they complete.
 
 from __future__ import annotations
 
+import os
+import pickle
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from PIL import Image
 
 from evalkit.backends.base import Backend, Failure, Request
+from evalkit.data.blank import blank_like
 from evalkit.data.images import ImageError, expand_to_square, load_image
 from evalkit.data.readers import Sample
 from evalkit.task import Variant
@@ -67,13 +73,76 @@ def decode(sample: Sample) -> list[Image.Image] | Failure:
         return Failure(str(exc))
 
 
-@dataclass
-class _Prepared:
-    samples: list[Sample]
+class _Prepared(NamedTuple):
+    """A batch ready to generate. A tuple of plain values, so that it crosses from a preparing process
+    and its tensors are pinned on the way (`torch.utils.data`'s pin_memory recurses into tuples)."""
+
     prompts: dict[str, str]
     failures: dict[str, Failure]
-    requests: list[Request]
+    requests: list[str]  # the ids of the requests in `backend_input`, in order
     backend_input: Any
+
+
+class _Raised(NamedTuple):
+    """An error met while preparing in a worker process, raised as itself in the runner (not wrapped in the
+    data loader's multi-line report); one that cannot cross processes as itself comes as a RuntimeError
+    naming its type, message and the worker's traceback."""
+
+    error: BaseException
+
+    @classmethod
+    def of(cls, exc: Exception) -> _Raised:
+        try:
+            pickle.loads(pickle.dumps(exc))  # it must arrive as itself, or the runner would wait forever
+            return cls(exc)
+        except Exception:  # unpicklable state, or an __init__ its args do not fit
+            where = "".join(traceback.format_exception(exc)).rstrip()
+            return cls(RuntimeError(f"{type(exc).__qualname__}: {exc} (while preparing a batch)\n{where}"))
+
+
+class _Array(NamedTuple):
+    """A tensor crossing from the worker as a numpy array: through the pipe, not shared memory (which
+    containers often keep small), made a tensor again in the runner without a copy."""
+
+    array: Any
+
+
+def _arrays(value: Any, to_numpy: bool) -> Any:
+    """Tensors inside tuples, lists and dicts to `_Array`s (`to_numpy`) or back."""
+    if to_numpy and type(value).__name__ == "Tensor" and str(value.dtype) != "torch.bfloat16":
+        return _Array(value.numpy())
+    if not to_numpy and isinstance(value, _Array):
+        import torch
+
+        return torch.from_numpy(value.array)
+    if isinstance(value, dict):
+        return {k: _arrays(v, to_numpy) for k, v in value.items()}
+    if isinstance(value, tuple | list) and not hasattr(value, "_fields"):
+        return type(value)(_arrays(v, to_numpy) for v in value)
+    return value
+
+
+def _worker_init(worker_id: int) -> None:
+    """The fast tokenizer's thread pool, used by the runner before the fork, would deadlock in the worker."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+class _Batches:
+    """The batches as a map-style dataset for `torch.utils.data.DataLoader`: item i is batch i prepared."""
+
+    def __init__(self, pipeline: Pipeline, batches: list[list[Sample]]) -> None:
+        self.pipeline = pipeline
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> _Prepared | _Raised:
+        try:
+            prepared = self.pipeline._prepare(self.batches[i])
+            return prepared._replace(backend_input=_arrays(prepared.backend_input, to_numpy=True))
+        except Exception as exc:  # re-raised in the runner's process
+            return _Raised.of(exc)
 
 
 class Pipeline:
@@ -86,27 +155,38 @@ class Pipeline:
         template: str | None,
         pending: set[str],
         tokenization: str = "processor",
+        blank_images: bool = False,
     ) -> None:
         self.backend = backend
         self.tokenization = tokenization
+        self.blank_images = blank_images  # the ablation (`evalkit.data.blank`): every image mid-grey
         self.variant = variant
         self.template = template
         self.pending = pending
-        self._images = ThreadPoolExecutor(max_workers=4, thread_name_prefix="evalkit-images")
+        self._pools: dict[int, ThreadPoolExecutor] = {}  # image decoding threads, per process
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-prepare")
+
+    def _images(self) -> ThreadPoolExecutor:
+        """This process's decoding threads: a forked preparing process must not use the parent's pool, whose
+        threads it does not have."""
+        pid = os.getpid()
+        if pid not in self._pools:
+            self._pools[pid] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="evalkit-images")
+        return self._pools[pid]
 
     def _prepare(self, samples: list[Sample]) -> _Prepared:
         prompts = {s.id: self.variant.prompt(s) for s in samples}
-        decoded = dict(zip((s.id for s in samples), self._images.map(decode, samples), strict=True))
+        decoded = dict(zip((s.id for s in samples), self._images().map(decode, samples), strict=True))
         failures = {i: d for i, d in decoded.items() if isinstance(d, Failure)}
         if all(s.id in failures for s in samples if s.id in self.pending):
-            return _Prepared(samples, prompts, failures, [], None)  # nothing to generate: no model needed
+            return _Prepared(prompts, failures, [], None)  # nothing to generate: no model needed
         engine = self.backend.get()
         mode, pad = engine.image_mode(self.variant.image_mode), engine.pad_colour
         requests = []
         for s in samples:
             images = decoded[s.id]
             if not isinstance(images, Failure):
+                images = [blank_like(img) for img in images] if self.blank_images else images
                 images = images[: self.variant.image_limit] if self.variant.image_limit else images
                 images = [expand_to_square(img, pad) for img in images] if mode == "pad" else images
                 requests.append(
@@ -119,7 +199,7 @@ class Pipeline:
                         self.tokenization,
                     )
                 )
-        return _Prepared(samples, prompts, failures, requests, engine.prepare(requests))
+        return _Prepared(prompts, failures, [r.id for r in requests], engine.prepare(requests))
 
     def run(self, batches: list[list[Sample]]) -> Iterator[list[Item]]:
         """Groups of pending items as they are ready: whole batches for batch backends, requests as they
@@ -130,31 +210,76 @@ class Pipeline:
             else:
                 yield from self._run_concurrent(batches)
         except BaseException:  # an error or Ctrl-C: leave a model still loading behind, do not wait for it
-            self._ahead.shutdown(wait=False, cancel_futures=True)
-            self._images.shutdown(wait=False, cancel_futures=True)
+            self._shutdown(wait=False)
             raise
-        self._ahead.shutdown(wait=True, cancel_futures=True)
-        self._images.shutdown(wait=True, cancel_futures=True)
+        self._shutdown(wait=True)
+
+    def _shutdown(self, wait: bool) -> None:
+        self._ahead.shutdown(wait=wait, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=wait, cancel_futures=True)
 
     def _prepared(self, batches: list[list[Sample]]) -> Iterator[_Prepared]:
-        """Prepared batches, the next one always being prepared in the background."""
+        """Prepared batches, the next one always being prepared in the background: in a thread, and once the
+        model is loaded (by the first batch that needs it), in a worker process if the backend allows it."""
         future: Future[_Prepared] | None = self._ahead.submit(self._prepare, batches[0]) if batches else None
         for i in range(len(batches)):
             assert future is not None
             batch = future.result()
+            if i + 1 < len(batches) and self._in_process():
+                rest = self._prepared_in_process(batches[i + 1 :])  # the worker starts on batch i+1 now
+                yield batch
+                yield from rest
+                return
             future = self._ahead.submit(self._prepare, batches[i + 1]) if i + 1 < len(batches) else None
             yield batch
 
+    def _in_process(self) -> bool:
+        """Whether to prepare in a forked worker process (no GIL shared with generation): a batch backend,
+        already loaded (the worker inherits the model, never loads its own), that allows it (hf), on Linux
+        (fork is unsafe on macOS), and not turned off ($EVALKIT_PREPARE_PROCESSES=0)."""
+        return (
+            self.backend.batched
+            and self.backend.loaded
+            and os.environ.get("EVALKIT_PREPARE_PROCESSES", "1") != "0"
+            and sys.platform == "linux"
+            and bool(getattr(self.backend.get(), "prepare_in_process", False))
+        )
+
+    def _prepared_in_process(self, batches: list[list[Sample]]) -> Iterator[_Prepared]:
+        """`torch.utils.data.DataLoader` over the batches, started at once: one forked worker prepares ahead
+        (two batches in flight); tensors come back through the pipe."""
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            _Batches(self, batches),  # type: ignore[arg-type]
+            batch_size=None,
+            collate_fn=lambda item: item,  # as prepared: no conversion on the way
+            num_workers=1,
+            prefetch_factor=2,
+            multiprocessing_context="fork",
+            worker_init_fn=_worker_init,
+        )
+        items = iter(loader)  # forks and starts preparing
+
+        def arrived() -> Iterator[_Prepared]:
+            for item in items:
+                if isinstance(item, _Raised):
+                    raise item.error
+                yield item._replace(backend_input=_arrays(item.backend_input, to_numpy=False))
+
+        return arrived()
+
     def _run_batched(self, batches: list[list[Sample]]) -> Iterator[list[Item]]:
-        for batch in self._prepared(batches):
+        for samples, batch in zip(batches, self._prepared(batches), strict=True):
             outputs = self.backend.get().generate(batch.backend_input) if batch.requests else []
             if len(outputs) != len(batch.requests):
                 raise RuntimeError(
                     f"backend returned {len(outputs)} outputs for {len(batch.requests)} requests"
                 )
             outcomes: dict[str, Outcome] = dict(batch.failures)
-            outcomes.update((r.id, o) for r, o in zip(batch.requests, outputs, strict=True))
-            yield [(s, batch.prompts[s.id], outcomes[s.id]) for s in batch.samples if s.id in self.pending]
+            outcomes.update(zip(batch.requests, outputs, strict=True))
+            yield [(s, batch.prompts[s.id], outcomes[s.id]) for s in samples if s.id in self.pending]
 
     def _run_concurrent(self, batches: list[list[Sample]]) -> Iterator[list[Item]]:
         by_id = {s.id: s for batch in batches for s in batch}
@@ -166,7 +291,7 @@ class Pipeline:
                 engine = self.backend.get()
                 futures = engine.submit(batch.backend_input)
                 in_flight.update(
-                    (f, (by_id[r.id], r.prompt)) for f, r in zip(futures, batch.requests, strict=True)
+                    (f, (by_id[i], batch.prompts[i])) for f, i in zip(futures, batch.requests, strict=True)
                 )
                 while len(in_flight) >= engine.window:
                     yield self._completed(in_flight)

@@ -43,8 +43,10 @@ class LineProgress:
         seen = self._seen.get(task)
         if seen is None:
             self._seen[task] = _Seen(start=now, done0=done, last=now)
-            kept = f", resuming with {done} kept" if 0 < done < total else ""
-            self._write(f"{task}: {done}/{total}{kept}")
+            resumed = 0 < done < total  # worded as on a terminal (`evalkit.cli`)
+            self._write(
+                f"{task}: resuming, {done} of {total} samples kept" if resumed else f"{task}: {done}/{total}"
+            )
             return
         if done < total and now - seen.last < self._every:
             return

@@ -111,6 +111,10 @@ class RunRecord(BaseModel):
     replies: dict[str, Any] | None = None
     source: str | None = None  # a re-score (`evalkit score`): the file its records were read from
     limit: int | None = None  # a --limit run that took only the first `limit` of the task's samples
+    # 95% confidence intervals {metric: [low, high]}, and how they were made: {"method", "unit", "resamples",
+    # "seed", "within" (strata)}; empty / None in files written before them and for splits without answers
+    ci95: dict[str, list[float]] = Field(default_factory=dict)
+    ci: dict[str, Any] | None = None
     record_version: int = RECORD_VERSION
 
     def dump(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from evalkit import stages
 from evalkit.backends import BACKENDS
+from evalkit.data.blank import SETTING
 from evalkit.data.readers import Dataset, Sample
 from evalkit.distributed import SINGLE, World
 from evalkit.errors import ConfigError, InputError
@@ -50,6 +51,7 @@ class RunSettings:
     model_settings: dict[str, object] = field(default_factory=dict)
     judge: Judge | None = None  # the LLM judge for judged tasks (MM-Vet, LLaVA-Bench)
     matcher: bool = False  # also send replies the rules cannot read to the judge (`--judge-matcher`)
+    blank_images: bool = False  # the ablation: every image replaced by a blank one (`evalkit.data.blank`)
 
     def conversation_template(self) -> str | None:
         return self.protocol.template if self.use_protocol_template else self.template
@@ -78,6 +80,7 @@ def generation_settings(settings: RunSettings, variant: Variant) -> dict[str, ob
         label = f"server chat template + {template} system prompt" if template else "server chat template"
     else:
         label = template or "model chat template"
+    blank = {SETTING: True} if settings.blank_images else {}  # recorded only when on: older folders resume
     return {
         "max_new_tokens": variant.max_new_tokens,
         "do_sample": False,
@@ -86,6 +89,7 @@ def generation_settings(settings: RunSettings, variant: Variant) -> dict[str, ob
         "template": label,
         "image_mode": variant.image_mode,
         "tokenization": settings.protocol.tokenization,
+        **blank,
     }
 
 
@@ -189,8 +193,9 @@ def _generate(job: _Job, backend: LazyBackend, progress: Progress | None) -> int
         return 0
     template = job.settings.conversation_template()
     pipeline = Pipeline(
-        backend, variant, template, {s.id for s in pending}, job.settings.protocol.tokenization
-    )
+        backend, variant, template, {s.id for s in pending}, job.settings.protocol.tokenization,
+        job.settings.blank_images,
+    )  # fmt: skip
     written = 0
     with job.store.writer() as writer:
         for items in pipeline.run(mine):
@@ -219,9 +224,11 @@ def _finish(job: _Job, backend: LazyBackend, started: str, seconds: float) -> Ru
         model_config=store.backend_info() or {"model": settings.model, **settings.model_settings},
         generation=job.manifest.generation | {"batch_size": backend.batch_size, "world_size": job.world.size},
         data=DataInfo(
-            path=str(dataset.path), format=dataset.format, fingerprint=dataset.fingerprint,
+            path=str(dataset.path),
+            format=dataset.format,
+            fingerprint=dataset.fingerprint,
             samples=len(dataset.samples),
-        ),  # fmt: skip
+        ),
         started=started,
         seconds=seconds,
         generated=len(job.pending),

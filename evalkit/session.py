@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends import BackendOptions
+from evalkit.data.blank import blank_name
 from evalkit.datacheck import load_all
 from evalkit.distributed import World, init_world
 from evalkit.errors import ConfigError
@@ -45,6 +46,7 @@ class RunRequest:
     model_options: dict[str, Any] = field(default_factory=dict)
     judge: Judge | None = None
     matcher: bool = False
+    blank_images: bool = False  # the ablation (`evalkit.data.blank`); the default name gets "+blank"
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def evaluate(
     )
     use_protocol_template, template = spec.template(protocol.template, protocol.own_template)
     settings = RunSettings(
-        name=request.name or spec.name,
+        name=request.name or blank_name(spec.name, request.blank_images),
         model=request.model,
         protocol=protocol,
         data_root=request.data_root,
@@ -93,6 +95,7 @@ def evaluate(
         model_settings=spec.settings(options.dtype),
         judge=request.judge,
         matcher=request.matcher,
+        blank_images=request.blank_images,
     )
     world = init_world()
     try:

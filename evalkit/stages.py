@@ -6,11 +6,13 @@
 finished run without regenerating anything), keeping the judge's grades and the matcher's verdicts of an
 unchanged reply; `judge` grades what is pending (judged tasks) or matches what no rule could read (with
 `--judge-matcher`); `aggregate` gives the task's metrics plus the standard counts; `run_record` is the
-metrics.json both commands write (a run's provenance, or the file a re-score read).
+metrics.json both commands write (a run's provenance, or the file a re-score read), with `intervals`: the
+metrics' 95% confidence intervals by a seeded bootstrap over the task's independent units.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,9 +28,11 @@ from evalkit.judging import MATCHED, MATCHED_NONE, judge_records, match_unparsed
 from evalkit.judging import pending as pending_grades
 from evalkit.protocols import Protocol
 from evalkit.records import REPAIRED, DataInfo, Prediction, RunRecord, State, clean_text
+from evalkit.scoring import bootstrap
 from evalkit.scoring.judge import Judge
 from evalkit.task import Task, Variant
 
+log = logging.getLogger(__name__)
 # what a record's own run added to its meta (targets, grades, the judge's reply): made again, not carried
 DERIVED_META = ("target", "question", "grade", "judge", "matcher")
 
@@ -154,6 +158,23 @@ def aggregate(task: Task, protocol: Protocol, records: list[Prediction], where: 
         ) from None
 
 
+def intervals(
+    task: Task, protocol: Protocol, records: list[Prediction], metrics: dict[str, float], where: str = ""
+) -> tuple[dict[str, list[float]], dict[str, Any] | None]:
+    """metrics.json's `ci95` ({metric: [low, high]}, every metric but the counts) and `ci` (how they were
+    made); nothing for a split without answers."""
+    unit = task.unit_for(protocol.name)
+    try:
+        found = bootstrap.ci95(records, task.benchmark_for(protocol.name), unit, expected=metrics)
+    except Exception as exc:  # e.g. a unit field these records lack: the metrics are written all the same
+        log.warning("%s: no confidence intervals (%s: %s)", where or task.name, type(exc).__name__, exc)
+        return {}, None
+    if not found:
+        return {}, None
+    how = {"method": "percentile bootstrap", "resamples": bootstrap.RESAMPLES, "seed": bootstrap.SEED}
+    return {k: [low, high] for k, (low, high) in found.items()}, how | unit.describe()
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where records came from: a run (model, settings, timings) or a file re-scored (`source`)."""
@@ -175,13 +196,14 @@ def run_record(
     """metrics.json: the same schema for a run and a re-score."""
     p = provenance
     rate = round(p.generated / p.seconds, 3) if p.generated and p.seconds else 0.0
+    ci95, ci = intervals(task, protocol, records, metrics, p.source or "")
     return RunRecord(
         task=task.name, task_version=task.version, protocol=protocol.name, model=p.model,
         model_config=p.model_config, generation=p.generation, evalkit_version=evalkit.__version__,
         git_sha=git_sha(), data=p.data, n=len(records), started=p.started, finished=now(),
         seconds=round(p.seconds, 3), samples_per_second=rate, metrics=metrics,
         primary=task.primary_for(protocol.name), judge=judge_info, replies=protocol.output_settings(),
-        source=p.source,
+        source=p.source, ci95=ci95, ci=ci,
     )  # fmt: skip
 
 

@@ -4,7 +4,8 @@ The file (a contract, see the README):
 
     models: [llava-v1.5-7b, /ckpt/mine, openai:served-id,
              {model: NAME, name: ..., base_url: ..., batch_size: 8, dtype: float16, protocol: ...,
-              vision_tower: ..., template: ..., revision: ...}]
+              vision_tower: ..., template: ..., revision: ..., blank_images: true,
+              tensor_parallel_size: 2}]
     tasks: [pope, mme, sharegpt4v]          # names or groups (or one comma-separated string)
     protocol: llava                         # one, or a list: every model runs under each
     data_root: /data/benchmarks             # default: --data-root, else $EVALKIT_DATA
@@ -14,6 +15,9 @@ The file (a contract, see the README):
             matcher: false}
     tables: [wide]                          # layouts written to <output>/tables/ when the sweep ends
 
+Any text value may hold `${NAME}` (the environment variable, an error when unset) or `${NAME:-default}`,
+so one file serves several machines (`configs/sweeps/demo.yaml` finds the demo's checkpoints so).
+
 Every task's data and the judge are checked first. Then each (model, protocol) runs as `evalkit run` would
 (resuming: finished tasks never load the model); a pair that fails is reported at the end while the others
 go on, and the command exits non-zero if any failed.
@@ -21,7 +25,9 @@ go on, and the command exits non-zero if any failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalkit.backends import BackendOptions
+from evalkit.data.blank import blank_name
 from evalkit.errors import ConfigError, EvalkitError, InputError
 
 
@@ -43,11 +50,13 @@ class ModelEntry(BaseModel):
     base_url: str | None = None
     concurrency: int | None = Field(default=None, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
+    tensor_parallel_size: int | None = Field(default=None, ge=1)  # vllm backend
     dtype: str | None = None
     revision: str | None = None
     vision_tower: str | None = None
     template: str | None = None
     trust_remote_code: bool | None = None
+    blank_images: bool = False  # every image mid-grey (`evalkit.data.blank`); the default name gets "+blank"
 
 
 class JudgeEntry(BaseModel):
@@ -89,9 +98,35 @@ class SweepFile(BaseModel):
         return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
 
 
-def load_sweep(path: Path) -> SweepFile:
-    """The sweep file (relative paths are relative to the working directory, as on the command line);
-    one line for anything wrong."""
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand(value: Any, env: Mapping[str, str], where: Path) -> Any:
+    """`value` with `${NAME}` / `${NAME:-default}` in every text replaced from `env`; an unset variable
+    without a default is an error naming it."""
+    if isinstance(value, dict):
+        return {k: expand(v, env, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(v, env, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if env.get(name):
+            return env[name]
+        if default is None:
+            raise InputError(
+                f"{where}: ${{{name}}} is not set (or empty): set it, or write ${{{name}:-default}}"
+            )
+        return default
+
+    return _VARIABLE.sub(one, value)
+
+
+def load_sweep(path: Path, env: Mapping[str, str] | None = None) -> SweepFile:
+    """The sweep file with `${NAME}` expanded from `env` (default: the environment); relative paths are
+    relative to the working directory, as on the command line. One line for anything wrong."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -100,6 +135,7 @@ def load_sweep(path: Path) -> SweepFile:
         raise InputError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping with models, tasks, protocol, data_root, output")
+    raw = expand(raw, os.environ if env is None else env, path)
     try:
         sweep = SweepFile.model_validate(raw)
     except ValidationError as exc:
@@ -167,9 +203,11 @@ def _request(entry: ModelEntry, protocol: str | None, sweep: SweepFile, data_roo
             base_url=entry.base_url,
             concurrency=entry.concurrency,
             batch_size=entry.batch_size,
+            tensor_parallel_size=entry.tensor_parallel_size,
         ),
         judge=judge,
         matcher=bool(sweep.judge and sweep.judge.matcher),
+        blank_images=entry.blank_images,
         model_options={
             "revision": entry.revision,
             "vision_tower": entry.vision_tower,
@@ -187,7 +225,7 @@ def _name(entry: ModelEntry, protocol: str | None, sweep: SweepFile) -> str | No
         return entry.name
     from evalkit.models import resolve_model
 
-    base = entry.name or resolve_model(entry.model).name
+    base = entry.name or blank_name(resolve_model(entry.model).name, entry.blank_images)
     return f"{base}@{protocol}" if protocol else base
 
 
@@ -200,3 +238,20 @@ def check_protocols(sweep: SweepFile) -> None:
                 get_protocol(protocol)
     if not sweep.tasks:
         raise ConfigError("the sweep names no tasks")
+
+
+def write_tables(sweep: SweepFile) -> Path:
+    """Every layout the sweep names, as md, csv and html under `<output>/tables/` (a paper's layout also with
+    its published numbers beside ours); returns the folder."""
+    from evalkit.fs import atomic_write
+    from evalkit.reports.table import render
+
+    tables = sweep.output / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    for layout in sweep.tables:
+        for fmt_name in ("md", "csv", "html"):
+            atomic_write(tables / f"{layout}.{fmt_name}", render(sweep.output, layout, fmt_name))
+            if layout not in ("wide", "long"):  # a paper's table: also with its published numbers
+                compared = render(sweep.output, layout, fmt_name, compare=True)
+                atomic_write(tables / f"{layout}-vs-published.{fmt_name}", compared)
+    return tables

@@ -15,8 +15,10 @@ from evalkit.data.readers import Dataset, Sample
 from evalkit.errors import ConfigError
 from evalkit.protocols import AnswerKind, ImageMode, get_protocol
 from evalkit.records import PENDING_JUDGE, Prediction, State
+from evalkit.scoring.bootstrap import Unit
 from evalkit.scoring.judge import JudgeRequest
 from evalkit.scoring.outcomes import standard_counts
+from evalkit.scoring.ratios import twin
 from evalkit.scoring.types import Scored
 
 
@@ -53,6 +55,7 @@ class Variant:
     aggregate: Callable[[list[Prediction]], dict[str, float]] | None = None  # likewise, the aggregation
     departures: tuple[str, ...] = ()  # where this differs from the protocol's reference pipeline, and why
     image_limit: int | None = None  # at most this many of a sample's images reach the model (the first ones)
+    unit: Unit | None = None  # likewise, the independent unit (it must hold every group the aggregate forms)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Task:
     # maps a question id from another tool's answer file (LLaVA's) to this task's sample id
     external_id: Callable[[str], str] | None = None
     judged: Judged | None = None  # set for tasks graded by an LLM judge (`--judge`)
+    # what the records are independent in, for confidence intervals (default: each question)
+    unit: Unit = field(default_factory=Unit)
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -104,12 +109,14 @@ class Task:
             )
         return resolved
 
-    def aggregate_for(self, protocol: str) -> Callable[[list[Prediction]], dict[str, float]]:
-        """The metrics of records under `protocol`: the benchmark's own, then the standard counts (one rule
-        for every task: `unparsed`, `failed`, and for judged tasks `judge_failures` and `pending`)."""
+    def benchmark_for(self, protocol: str) -> Callable[[list[Prediction]], dict[str, float]]:
+        """The benchmark's own metrics under `protocol`, without the standard counts; a judged task's over
+        the records it counts (not pending; not failed grades where `Judged.on_failure` excludes them)."""
         own = self.variants[protocol].aggregate if protocol in self.variants else None
         benchmark = own or self.aggregate
         judged = self.judged
+        if judged is None:
+            return benchmark
 
         def counted(p: Prediction) -> bool:  # what a judged task's metrics are over (Judged.on_failure)
             state = p.state
@@ -117,11 +124,30 @@ class Task:
                 judged.on_failure == "exclude" and state == State.JUDGE_FAILURE
             )
 
+        return lambda predictions: benchmark([p for p in predictions if counted(p)])
+
+    def aggregate_for(self, protocol: str) -> Callable[[list[Prediction]], dict[str, float]]:
+        """The metrics of records under `protocol`: the benchmark's own, then the standard counts (one rule
+        for every task: `unparsed`, `failed`, and for judged tasks `judge_failures` and `pending`)."""
+        benchmark = self.benchmark_for(protocol)
+        judged = self.judged is not None
+
         def metrics(predictions: list[Prediction]) -> dict[str, float]:
-            scored = [p for p in predictions if counted(p)] if judged else predictions
-            return benchmark(scored) | standard_counts(predictions, judged is not None)
+            return benchmark(predictions) | standard_counts(predictions, judged)
 
         return metrics
+
+    def unit_for(self, protocol: str) -> Unit:
+        """The independent unit under `protocol`, with the aggregate's vectorised twin where there is one
+        (the unit's own, or the library's for `grouped_accuracy`). A judged task's metrics leave records
+        out (pending grades), which no twin does: it is re-aggregated."""
+        own = self.variants[protocol].unit if protocol in self.variants else None
+        unit = own or self.unit
+        if self.judged is not None:
+            return replace(unit, vectorised=None)
+        if unit.vectorised is None and (found := twin(self.benchmark_for(protocol))) is not None:
+            return replace(unit, vectorised=found)
+        return unit
 
     def primary_for(self, protocol: str) -> str:
         return self.variant(protocol).primary or self.primary

@@ -50,8 +50,9 @@ from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate
 from evalkit.scoring.judge import JudgeRequest, fill, grader_text
 from evalkit.scoring.outcomes import label_match
+from evalkit.scoring.twins import hallusionbench as twin
 from evalkit.scoring.yesno import yes_no_contains, yes_no_words
-from evalkit.task import Judged, Task, Variant, pending_judge
+from evalkit.task import Judged, Task, Unit, Variant, pending_judge
 
 KEYS = {"category": TEXT, "subcategory": TEXT, "visual_input": ID, "set_id": ID, "figure_id": ID,
         "question_id": ID, "question": TEXT, "gt_answer": ID}  # fmt: skip
@@ -132,6 +133,8 @@ def aggregate(
     }
 
 
+# the independent unit: a question set, which holds every figure group and question group `aggregate` forms
+SET = Unit(("category", "subcategory", "set_id"), "question set", vectorised=twin)
 JUDGE_PROMPT = ("HallusionBench grader prompt", "data/prompts/hallusionbench_judge.txt",
                 "EVALKIT_HALLUSIONBENCH_JUDGE", ("question", "reference", "prediction"))  # fmt: skip
 
@@ -157,11 +160,17 @@ TASK = Task(
     variants={
         "llava": Variant(prompt, label_match(yes_no_words), max_new_tokens=128, image_mode="pad"),
         "lmms-eval": Variant(prompt, label_match(yes_no_contains), max_new_tokens=128, image_mode="native"),
-        "vlmevalkit": Variant(aggregate=partial(aggregate, keys=("subcategory",))),
+        "vlmevalkit": Variant(
+            aggregate=partial(aggregate, keys=("subcategory",)),
+            unit=Unit(
+                ("subcategory", "set_id"), "question set", vectorised=partial(twin, keys=("subcategory",))
+            ),
+        ),
     },
     aggregate=aggregate,
     primary="aacc",
     kind="yes_no",
+    unit=SET,
 )
 JUDGED_TASK = Task(
     name="hallusionbench_judge",
@@ -176,6 +185,7 @@ JUDGED_TASK = Task(
     aggregate=aggregate,
     primary="aacc",
     kind="free",
+    unit=SET,
     judged=Judged(judge_request, verdict, lambda grade: float(grade == 1), tries=1),
 )
 TASKS = [JUDGED_TASK]

@@ -2,24 +2,23 @@ r"""MMBench EN/CN and CCBench (Liu et al., 2023, "MMBench: Is Your Multi-modal M
 
 Reads `<root>/mmbench/`: MMBench_DEV_EN.tsv, MMBench_TEST_EN.tsv, MMBench_DEV_CN.tsv, MMBench_TEST_CN.tsv,
 CCBench.tsv (or LLaVA's mmbench_{dev,test}_20230712.tsv, mmbench_{dev,test}_cn_20231003.tsv), else a local
-lmms-lab/MMBench snapshot (`{en,cn,cc}/{dev,test}-*.parquet`). Splits: dev, test (CCBench: one file).
-Circular evaluation: a question with n options is asked n times, options rotated left, the answer letter
-moved. Files that already hold the rotated copies (index + k*1_000_000) are used as they are; otherwise
-the passes are made here with the same ids. Metrics: `overall` (a question counts only when every pass is
-right; primary), `vanilla` (pass 0 only), per category and l2-category (circular, snake_case keys),
-`unparsed`, `failed`. Test files without answers give only counts (`answered`); the export matters there.
+lmms-lab/MMBench snapshot (`{en,cn,cc}/{dev,test}-*.parquet`); v1.1's MMBench_TEST_{EN,CN}_V11.tsv (answers
+out since the server closed, 2026-03-31). Circular evaluation: a question with n options is asked n times,
+options rotated left, the answer letter moved. Files that already hold the rotated copies (index +
+k*1_000_000) are used as they are; otherwise the passes are made here with the same ids. Metrics: `overall`
+(a question counts only when every pass is right; primary), `vanilla` (pass 0 only), per category and
+l2-category (circular, snake_case keys), `unparsed`, `failed`. A test file with every answer adds
+`published_answers`; none: `answered` only; some: refused.
 
 Protocol llava: LLaVA model_vqa_mmbench (hint line, "\nA. text" options, MC / MC_CN, pad, 1024 tokens).
 Protocol lmms-eval follows lmms-eval 0.7.3's code, not BENCHMARKS.md's older note: "There are several
-options:\nA. ..." after "{hint} {question} ", then "\n" + post prompt (a blank line before it); CN and
-CCBench use the Chinese post prompt; EN drops a hint that is missing or "nan", CN drops only a missing one
-(lmms-lab's parquet stores some missing hints as the string "nan", which lmms-eval CN keeps); a hint that
-is the empty string is not missing (pd.notna), so the prompt opens with a space; CCBench never uses the
-hint; 1024 tokens EN, 256 CN/CC. A TSV cell pandas reads as missing (empty, "nan", "NA", ...) is a missing
-hint, as LLaVA and the lmms-lab conversion read the files.
-Both protocols score with MMBench's official matching (`MMBENCH`: VLMEvalKit's can_infer, behind the
-MMBench server and LLaVA's published numbers). lmms-eval's own MMBench scores come from a GPT judge; the
-judge matcher (`--judge --judge-matcher`) plays that part here.
+options:\nA. ..." after "{hint} {question} ", then "\n" + post prompt (a blank line before it); CN and CCBench
+use the Chinese post prompt; EN drops a hint that is missing or "nan", CN drops only a missing one (lmms-lab's
+parquet stores some missing hints as the string "nan", which lmms-eval CN keeps); a hint that is the empty
+string is not missing (pd.notna), so the prompt opens with a space; CCBench never uses the hint; 1024 tokens
+EN, 256 CN/CC. A TSV cell pandas reads as missing (empty, "nan", "NA") is a missing hint (as LLaVA reads it).
+Scoring: MMBench's official matching (`MMBENCH`, VLMEvalKit's can_infer: the server's, LLaVA's numbers');
+lmms-eval's own scores come from a GPT judge, played here by the judge matcher (`--judge --judge-matcher`).
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from evalkit.data.answers import answers_present, scored_if_answered
 from evalkit.data.images import ImageRef
 from evalkit.data.mcq import Row, circular_passes, is_missing, parquet_rows, present, tsv_rows
 from evalkit.data.readers import Dataset, Sample, fingerprint, require_dir
@@ -38,7 +38,8 @@ from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate, group_by, snake
 from evalkit.scoring.options import LETTERS, MMBENCH, options_from, render_options
 from evalkit.scoring.outcomes import option_match
-from evalkit.task import Task, Variant
+from evalkit.scoring.twins import mmbench as twin
+from evalkit.task import Task, Unit, Variant
 
 CIRCULAR = 1_000_000
 OPTION_COLUMNS = "ABCDE"
@@ -54,7 +55,8 @@ class Split:
     name: str
     files: tuple[str, ...]  # the official name, then LLaVA's
     lang: str  # "en" | "cn" | "cc": also the lmms-lab/MMBench config
-    part: str  # "dev" | "test": also the lmms-lab/MMBench split
+    part: str  # "dev" | "test" | "test_v11": also the snapshot's split (lmms-lab/MMBench: dev, test)
+    withheld: bool = False  # answers withheld at release (published since): scored ones say so
 
 
 def _sample(
@@ -74,8 +76,8 @@ def _sample(
     return Sample(str(index), (image,), question, answer, meta, group=str(index % CIRCULAR))
 
 
-def _samples(rows: list[Row]) -> list[Sample]:
-    """Samples from the file's rows: its own circular copies when it has them, else generated passes."""
+def _samples(rows: list[Row], what: str) -> list[Sample]:
+    """Samples from the file's rows (answered all or none): its own circular copies, else generated passes."""
     parsed: list[tuple[int, dict[str, str], str, list[str], str]] = []
     images: dict[int, ImageRef] = {}
     for values, image, where in rows:
@@ -83,11 +85,11 @@ def _samples(rows: list[Row]) -> list[Sample]:
             raise InputError(f"{where}: index {values.get('index')!r} is not a number")
         index = int(values["index"] or "")
         options = present([values.get(c.lower()) for c in OPTION_COLUMNS])
-        answer = (values.get("answer") or "").strip().upper()
-        answer = "" if is_missing(answer) else answer
+        answer = "" if is_missing(cell := (values.get("answer") or "").strip().upper()) else cell
         if image is not None:
             images.setdefault(index % CIRCULAR, image)  # every pass of a question shares one image
         parsed.append((index, values, where, options, answer))
+    answers_present([(where, bool(answer)) for _, _, where, _, answer in parsed], what)
     file_passes = any(index >= CIRCULAR for index, *_ in parsed)
     samples: list[Sample] = []
     for index, values, where, options, answer in parsed:
@@ -110,13 +112,13 @@ def _loader(split: Split) -> Callable[[Path], Dataset]:
         for name in split.files:
             if (path := folder / name).is_file():
                 rows = tsv_rows(path, require=("answer",) if split.part == "dev" else ())
-                return Dataset(_samples(rows), path, "authors", fingerprint([path]))
+                return Dataset(_samples(rows, name), path, "authors", fingerprint([path]))
         snapshot = f"{split.lang}/{split.part}-*.parquet"
         files = sorted(p for p in folder.rglob(f"{split.part}-*.parquet") if p.parent.name == split.lang)
         if not files:
             raise InputError(f"{split.name}: none of {', '.join(split.files)} in {folder} (nor {snapshot})")
         rows = parquet_rows(files, require=("answer",) if split.part == "dev" else ())
-        return Dataset(_samples(rows), folder, "hf-parquet", fingerprint(files))
+        return Dataset(_samples(rows, snapshot), folder, "hf-parquet", fingerprint(files))
 
     return load
 
@@ -141,8 +143,6 @@ def prompt_lmms(sample: Sample, lang: str) -> str:
 
 def aggregate(predictions: list[Prediction]) -> dict[str, float]:
     """Circular accuracy per question (every pass right), overall and per category / l2-category."""
-    if not any(p.meta["target"] for p in predictions):  # a test file: no answers, no accuracy
-        return {"answered": sum(p.answer is not None for p in predictions)}
     groups = group_by(predictions, lambda p: p.meta["g_index"])
     main = {g: min(preds, key=lambda p: p.meta["index"]).meta for g, preds in groups.items()}
 
@@ -160,10 +160,12 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
 
 SPLITS = (
     Split("mmbench_en_dev", ("MMBench_DEV_EN.tsv", "mmbench_dev_20230712.tsv"), "en", "dev"),
-    Split("mmbench_en_test", ("MMBench_TEST_EN.tsv", "mmbench_test_20230712.tsv"), "en", "test"),
+    Split("mmbench_en_test", ("MMBench_TEST_EN.tsv", "mmbench_test_20230712.tsv"), "en", "test", True),
     Split("mmbench_cn_dev", ("MMBench_DEV_CN.tsv", "mmbench_dev_cn_20231003.tsv"), "cn", "dev"),
-    Split("mmbench_cn_test", ("MMBench_TEST_CN.tsv", "mmbench_test_cn_20231003.tsv"), "cn", "test"),
-    Split("ccbench", ("CCBench.tsv",), "cc", "test"),
+    Split("mmbench_cn_test", ("MMBench_TEST_CN.tsv", "mmbench_test_cn_20231003.tsv"), "cn", "test", True),
+    Split("ccbench", ("CCBench.tsv",), "cc", "test"),  # its answers were always in the file
+    Split("mmbench_en_test_v11", ("MMBench_TEST_EN_V11.tsv",), "en", "test_v11", True),
+    Split("mmbench_cn_test_v11", ("MMBench_TEST_CN_V11.tsv",), "cn", "test_v11", True),
 )
 
 
@@ -182,15 +184,16 @@ def _task(split: Split) -> Task:
     )
     return Task(
         name=split.name,
-        version=2,
+        version=3 if split.withheld else 2,  # 3: published test answers
         folder="mmbench",
         description=TITLES[split.lang].format(part=split.part) + ", circular multiple choice",
         load=_loader(split),
         variants={"llava": llava, "lmms-eval": lmms, "vlmevalkit": Variant()},
-        aggregate=aggregate,
+        aggregate=scored_if_answered(aggregate, split.withheld, question="g_index"),
         primary="overall",
         kind="option",
         exports=("mmbench",),
+        unit=Unit(("g_index",), "circular group", vectorised=twin),
     )
 
 

@@ -12,6 +12,7 @@ Sample ids are the image path as LLaVA's `llava_mme.jsonl` writes it (`artwork/i
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from evalkit.data.images import ImageRef, file_ref
@@ -28,14 +29,16 @@ from evalkit.protocols import SHORT
 from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, all_correct_rate, group_by
 from evalkit.scoring.outcomes import label_match
+from evalkit.scoring.twins import mme as twin
 from evalkit.scoring.yesno import yes_no_prefix, yes_no_prefix_lenient
-from evalkit.task import Task, Variant
+from evalkit.task import Task, Unit, Variant
 
 SUFFIX = "Please answer yes or no."
 RELEASE = "MME_Benchmark_release_version"
 IMAGE_EXTS = (".jpg", ".png", ".jpeg")
 PERCEPTION = frozenset("existence count position color posters celebrity scene landmark artwork ocr".split())
 COGNITION = frozenset("commonsense_reasoning numerical_calculation text_translation code_reasoning".split())
+TOTALS = {"perception": PERCEPTION, "cognition": COGNITION}
 
 
 def _sample(
@@ -112,9 +115,10 @@ def aggregate(predictions: list[Prediction]) -> dict[str, float]:
         acc = accuracy(p.score for p in preds)
         acc_plus = all_correct_rate(preds, lambda p: p.meta["image_id"], lambda p: p.score == 1.0)
         metrics |= {subtask: round(acc + acc_plus, 6), f"{subtask}_acc": acc, f"{subtask}_acc_plus": acc_plus}
-    metrics["perception"] = round(sum(metrics.get(s, 0.0) for s in PERCEPTION), 6)
-    metrics["cognition"] = round(sum(metrics.get(s, 0.0) for s in COGNITION), 6)
-    metrics["total"] = round(metrics["perception"] + metrics["cognition"], 6)
+    for family, subtasks in (("perception", PERCEPTION), ("cognition", COGNITION)):
+        if present := [metrics[s] for s in subtasks if s in metrics]:  # none (a subset): no number, not 0
+            metrics[family] = round(sum(present), 6)
+    metrics["total"] = round(metrics.get("perception", 0.0) + metrics.get("cognition", 0.0), 6)
     return metrics
 
 
@@ -133,4 +137,8 @@ TASK = Task(
     primary="perception",
     kind="yes_no",
     exports=("mme",),
+    # an image's two questions are one unit, drawn within its subtask (the subtasks' sizes are fixed)
+    unit=Unit(
+        ("category", "image_id"), "image pair", within=("category",), vectorised=partial(twin, totals=TOTALS)
+    ),
 )

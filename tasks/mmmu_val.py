@@ -13,6 +13,7 @@ items, also one written as a string) and lmms-eval 0.7.3 (a stored list's items,
 "['24', '24.0']" matches only that text; 0.7.2 scored every open question 0); vlmevalkit reads them as
 options A = the gold text, B = "Other Answers".
 Metrics: `accuracy` (primary; over all questions), per discipline and per subject (snake_case keys).
+Export `mmmu`: MMMU's eval-only file {id: answer} (main_eval_only.py). The test split: mmmu_test.py.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ DISCIPLINES = {
 DISCIPLINE = {subject: d for d, subjects in DISCIPLINES.items() for subject in subjects.split()}
 MULTIPLE_CHOICE = "multiple-choice"
 IMAGE_COLUMNS = tuple(f"image_{k}" for k in range(1, 8))
-_ID = re.compile(r"^validation_(.+?)_\d+$")
 _MARKER = re.compile(r"<image (\d+)>")
 
 
@@ -81,11 +81,12 @@ def image_numbers(text: str) -> list[int]:
     return sorted({int(k) for k in _MARKER.findall(text)})
 
 
-def _sample(row: ParquetRow) -> Sample:
-    v = row.require("id", "question", "options", "answer", "question_type")
-    match = _ID.match(v["id"])
+def sample_of(row: ParquetRow, split: str, answer: object) -> Sample:
+    """The sample of a `<split>_<Subject>_<n>` row, with its gold `answer` ("" where there is none)."""
+    v = row.require("id", "question", "options", "question_type")
+    match = re.match(rf"{split}_(.+?)_\d+$", v["id"])
     if not match or match.group(1) not in DISCIPLINE:
-        raise InputError(f"{row.where}: id {v['id']!r} names no MMMU validation subject")
+        raise InputError(f"{row.where}: id {v['id']!r} names no MMMU {split} subject")
     subject = match.group(1)
     mc = v["question_type"] == MULTIPLE_CHOICE
     options = options_from(_options(row, v["options"])) if mc else {}
@@ -100,7 +101,6 @@ def _sample(row: ParquetRow) -> Sample:
         "subfield": v.get("subfield"),
         "topic_difficulty": v.get("topic_difficulty"),
     }
-    answer = v["answer"]
     if isinstance(answer, list):  # a snapshot that stores an open question's answers as a list
         meta["answer_list"] = [str(a) for a in answer]
     target = str(answer).strip() if mc else str(answer)
@@ -113,7 +113,8 @@ def _read_authors(folder: Path) -> Dataset:
 
 def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
     files = split_files(files, "validation", "MMMU (<Subject>/validation-*.parquet)")
-    samples = [_sample(row) for row in read_parquet_rows(files, image_columns=IMAGE_COLUMNS)]
+    rows = read_parquet_rows(files, image_columns=IMAGE_COLUMNS)
+    samples = [sample_of(row, "validation", row.require("answer")["answer"]) for row in rows]
     return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(files))
 
 
@@ -153,13 +154,16 @@ def prompt_vlmeval(sample: Sample) -> str:
 
 def scorer(chain: Chain, golds: Callable[[Sample], list[str]] | None) -> Callable[[str, Sample], Scored]:
     """Multiple choice through the option chain; open questions through the official open-answer rules, or
-    (golds None) VLMEvalKit's: option A is the gold text, B "Other Answers", read with can_infer."""
+    (golds None) VLMEvalKit's: option A is the gold text, B "Other Answers", read with can_infer. A question
+    without a gold (a test file before its answers came out) keeps what was read and scores 0."""
     letter = option_match(chain)
 
     def score(output: str, sample: Sample) -> Scored:
         if sample.meta["question_type"] == MULTIPLE_CHOICE:
-            return letter(output, sample)
-        return open_match(output, golds(sample)) if golds else vlmeval_open(output, sample.target)
+            found = letter(output, sample)
+        else:
+            found = open_match(output, golds(sample)) if golds else vlmeval_open(output, sample.target)
+        return found if sample.target else Scored(found.answer, 0.0, found.parse)
 
     score.__qualname__ = f"mmmu({chain.name})"
     return score
@@ -192,4 +196,5 @@ TASK = Task(
     aggregate=grouped_accuracy("discipline", "subject"),
     primary="accuracy",
     kind="option",
+    exports=("mmmu",),
 )

@@ -30,7 +30,8 @@ from evalkit.records import Prediction
 from evalkit.scoring.group import accuracy, group_by, mean, snake
 from evalkit.scoring.options import GENERAL, LETTERS, MMSTAR, render_options
 from evalkit.scoring.outcomes import option_match
-from evalkit.task import Task, Variant
+from evalkit.scoring.twins import mmstar as twin
+from evalkit.task import Task, Unit, Variant
 
 YES_NO = " Please answer yes or no."
 LMMS_SUFFIX = "\nAnswer with the option's letter from the given choices directly"
@@ -129,6 +130,7 @@ TASK = Task(
             option_match(MMSTAR),
             max_new_tokens=1024,
             aggregate=partial(aggregate, macro=True),
+            unit=Unit(vectorised=partial(twin, macro=True)),
             departures=(
                 "letters are read with MMStar's own rule (lmms-eval up to 0.7.1); lmms-eval 0.7.2+ uses its "
                 "extract_mcq_answer heuristic",
@@ -138,4 +140,5 @@ TASK = Task(
     aggregate=aggregate,
     primary="accuracy",
     kind="option",
+    unit=Unit(vectorised=twin),
 )

@@ -37,8 +37,9 @@ from evalkit.records import Prediction
 from evalkit.scoring.binary import BinaryCounts, binary_counts
 from evalkit.scoring.group import group_by, mean, percent
 from evalkit.scoring.outcomes import label_match
+from evalkit.scoring.twins import pope as twin
 from evalkit.scoring.yesno import yes_no_exact, yes_no_negation
-from evalkit.task import Task, Variant
+from evalkit.task import Task, Unit, Variant
 
 SPLITS = ("adversarial", "popular", "random")
 # LLaVA's llava_pope_test.jsonl numbers questions adversarial 1.., random 10000001.., popular 20000001..
@@ -168,10 +169,12 @@ TASK = Task(
             departures=(
                 "the question is asked as POPE's own files word it (VLMEvalKit's TSV text unverified)",
             ),
+            unit=Unit(within=("category",), vectorised=partial(twin, unparsed_as="no")),
         ),
     },
     aggregate=aggregate,
     primary="f1",
     kind="yes_no",
     external_id=from_llava_id,
+    unit=Unit(within=("category",), vectorised=twin),  # questions, drawn within each split (3000 each)
 )

@@ -213,7 +213,7 @@ def test_table_wide_long_md_csv(run_dir: tuple[Path, Path]) -> None:
     assert row.startswith(f"| tiny-test | {mme:.2f} |")
     csv = evalkit("table", str(run.parent), "--layout", "long", "--format", "csv")
     lines = csv.stdout.strip().splitlines()
-    assert lines[0] == "model,task,protocol,metric,value,n"
+    assert lines[0] == "model,task,protocol,metric,value,n,limit"  # limit: empty unless a --limit run
     assert any(line.startswith("tiny-test,pope,llava,random_f1,") for line in lines)
     empty = evalkit("table", str(run.parent / "nowhere"))
     assert empty.returncode == 2 and "no <model>/<task>/metrics.json" in empty.stderr

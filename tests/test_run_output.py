@@ -26,7 +26,7 @@ def test_line_progress_rate_eta_and_throttle() -> None:
     clock = Clock()
     progress = LineProgress(lines.append, every=30.0, clock=clock)
     progress("mme", 100, 1100)  # a resumed run: 100 kept, which do not count towards the rate
-    assert lines == ["mme: 100/1100, resuming with 100 kept"]
+    assert lines == ["mme: resuming, 100 of 1100 samples kept"]
     clock.now += 10
     progress("mme", 300, 1100)  # within 30 s of the last line: nothing
     assert len(lines) == 1

@@ -38,7 +38,7 @@ def test_sweep_runs_every_pair_reports_failures_and_resumes(tmp_path: Path) -> N
     assert "4 of 6 model x protocol runs finished" in lines
     failures = [line for line in lines if line.startswith("failed:")]
     assert len(failures) == 2 and all("checkpoint folder not found" in f for f in failures)
-    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != "tables")
+    folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir() and p.name != "tables")
     assert folders == ["always-no@llava", "always-no@lmms-eval", "yes@llava", "yes@lmms-eval"]
     pope = len(pope_items())
     for folder in folders:
@@ -52,6 +52,10 @@ def test_sweep_runs_every_pair_reports_failures_and_resumes(tmp_path: Path) -> N
     wide = (tmp_path / "out" / "tables" / "wide.md").read_text()
     assert wide.count("\n| yes@") == 2 and "pope" in wide.splitlines()[0]
     assert (tmp_path / "out" / "tables" / "wide.csv").read_text().startswith("model,")
+    assert (tmp_path / "out" / "tables" / "wide.html").read_text().count("<td>yes@") == 2
+    page = (tmp_path / "out" / "report.html").read_text()  # the report of the finished pairs
+    assert f"report: {tmp_path / 'out' / 'report.html'}" in first.stdout.replace("\n", "")
+    assert all(f">{folder}<" in page for folder in folders)
     before = {f: load_jsonl(tmp_path / "out" / f / "pope" / "predictions.jsonl") for f in folders}
     again = evalkit("sweep", str(file), timeout=300)  # resumes: nothing regenerated, nothing doubled
     assert again.returncode == 1
@@ -108,3 +112,45 @@ def test_resumed_run_says_what_it_kept(tmp_path: Path) -> None:
     again = evalkit(*args)
     assert again.returncode == 0, again.stderr
     assert f"pope: resuming, 3 of {len(pope_items())} samples kept" in again.stderr  # with the progress
+
+
+def test_sweep_files_expand_variables_and_run_blank_image_entries(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_pope(data)
+    yes = _replies(tmp_path / "yes.json", "Yes")
+    file = _sweep(
+        tmp_path,
+        "models:\n  - 'scripted:${REPLIES}'\n  - {model: 'scripted:${REPLIES}', blank_images: true}\n"
+        "tasks: pope\nprotocol: [llava, lmms-eval]\ndata_root: ${SWEEP_DATA}\n"
+        "output: ${SWEEP_OUT:-" + str(tmp_path / "out") + "}\n",
+    )
+    result = evalkit("sweep", str(file), env={"REPLIES": str(yes), "SWEEP_DATA": str(data)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"  # ${SWEEP_OUT} unset: its default
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "tables")
+    assert folders == ["yes+blank@llava", "yes+blank@lmms-eval", "yes@llava", "yes@lmms-eval"]
+    for folder in folders:
+        generation = json.loads((out / folder / "pope" / "metrics.json").read_text())["generation"]
+        assert generation.get("blank_images", False) is ("+blank" in folder)
+    # a variable without a default that is not set: one line naming it, nothing run
+    missing = evalkit("sweep", str(file), env={"REPLIES": str(yes)}, timeout=120)
+    assert missing.returncode == 2
+    lines = missing.stderr.strip().splitlines()
+    assert len(lines) == 1 and "${SWEEP_DATA} is not set" in lines[0], missing.stderr
+
+
+def test_demo_sweep_reads_its_folders_from_the_environment() -> None:
+    from evalkit.sweep import load_sweep
+
+    path = Path(__file__).resolve().parent.parent / "configs" / "sweeps" / "demo.yaml"
+    sweep = load_sweep(path, {"EVALKIT_DEMO": "/demo/out", "EVALKIT_DEMO_DATA": "/demo/data"})
+    assert [(e.model, e.name, e.blank_images) for e in sweep.models] == [
+        ("/demo/out/tiny-llava", "tiny-llava", False),
+        ("/demo/out/tiny-llava", "tiny-llava+blank", True),
+        ("/demo/out/tiny-llava-untrained", "tiny-llava-untrained", False),
+    ]
+    assert (sweep.data_root, sweep.output) == (Path("/demo/data"), Path("/demo/out/results"))
+    assert sweep.tasks == ["mme", "pope"] and sweep.protocol == ["llava"] and "zoo" in sweep.tables
+    defaults = load_sweep(path, {})  # a checkout's root after `make demo`
+    assert defaults.models[0].model == "results-demo/tiny-llava"
+    assert (defaults.data_root, defaults.output) == (Path("evalkit/demo/data"), Path("results-demo/results"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.reports.zoo import OUTSIDE_NOTE, outside
 from tests.support.fixtures import write_mme
 from tests.test_e2e_openai import evalkit
 
@@ -68,12 +69,61 @@ def test_compare_published_puts_the_cards_numbers_beside(results: tuple[Path, di
         c.strip()
         for c in _table(results, "--layout", "zoo", "--compare", "published")[2].strip("|").split("|")
     ]
-    assert cells[4:6] == ["200.0 (1567.4, -1367.4)", "50.0 (376.4, -326.4)"]  # ShareGPT4V-7B's card row
+    # ShareGPT4V-7B's card row; every resample of the all-"Yes" run gives 200 and 50 (each pair: one of two
+    # right, never both), so the intervals are [200, 200] and [50, 50] and the card's numbers lie outside
+    assert cells[4:6] == ["200.0 (1567.4, -1367.4*)", "50.0 (376.4, -326.4*)"]
     assert cells[3] == "- (72.6)"  # no result of ours: "-", the published value beside it, no difference
+    lines = _table(results, "--layout", "zoo", "--compare", "published")
+    assert lines[3:] == ["", OUTSIDE_NOTE]
     xtuner = _table(results, "--layout", "xtuner", "--compare", "published")
     assert xtuner[0].startswith("| Model | MMBench Test (EN) | MMBench Test (CN) | CCBench Dev | MMMU  Val |")
     row = [c.strip() for c in xtuner[2].strip("|").split("|")]
     assert row[0] == "LLaVA-v1.5-7B" and row[12] == "200/50 (1511/348)"  # MME as the card's "P/C"
+    assert len(xtuner) == 3  # two numbers as one text: nothing to mark, no note
+
+
+def test_compare_marks_only_a_published_value_outside_our_interval(
+    results: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """metrics.json as a run writes it, with other numbers: perception 1560 in [1540, 1580] (the card's
+    1567.4 inside), cognition 300 in [290, 310] (376.4 outside)."""
+    out, env = results
+    folder = tmp_path / "results" / "sharegpt4v-7b" / "mme"
+    folder.mkdir(parents=True)
+    record = json.loads((out / "sharegpt4v-7b" / "mme" / "metrics.json").read_text())
+    record["metrics"] |= {"perception": 1560.0, "cognition": 300.0}
+    record["ci95"] |= {"perception": [1540.0, 1580.0], "cognition": [290.0, 310.0]}
+    (folder / "metrics.json").write_text(json.dumps(record))
+    lines = _table((tmp_path / "results", env), "--layout", "zoo", "--compare", "published")
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[4:6] == ["1560.0 (1567.4, -7.4)", "300.0 (376.4, -76.4*)"] and lines[-1] == OUTSIDE_NOTE
+    record["ci95"] = {}  # a metrics.json from before intervals: nothing marked, no note
+    (folder / "metrics.json").write_text(json.dumps(record))
+    lines = _table((tmp_path / "results", env), "--layout", "zoo", "--compare", "published")
+    assert "300.0 (376.4, -76.4)" in lines[2] and len(lines) == 3
+
+
+def test_a_published_value_is_outside_only_beyond_its_own_rounding() -> None:
+    # 1567.4 as printed stands for anything from 1567.35 to 1567.45
+    assert not outside(1567.4, (1540.0, 1567.36)) and outside(1567.4, (1540.0, 1567.34))
+    assert not outside(62, (62.4, 70.0)) and outside(62, (62.6, 70.0))  # an integer: +- 0.5
+    assert outside(62.0, (62.1, 70.0))  # written 62.0: +- 0.05
+    assert not outside(1567.4, None)
+
+
+def test_table_ci_shows_each_interval(results: tuple[Path, dict[str, str]]) -> None:
+    # the all-"Yes" runs: MME perception 200 in every resample ([200, 200]); counts have no interval
+    wide = _table(results, "--ci")
+    assert wide[2] == "| llava-v1.5-7b | 200.00 [200.00, 200.00] |"
+    long = [
+        line for line in _table(results, "--layout", "long", "--ci") if line.startswith("| sharegpt4v-7b |")
+    ]
+    assert "| sharegpt4v-7b | mme | llava | existence_acc_plus | 0.00 [0.00, 0.00] | 14 |  |" in long
+    assert "| sharegpt4v-7b | mme | llava | unparsed | 0.00 | 14 |  |" in long
+    csv = _table(results, "--layout", "long", "--format", "csv", "--ci")
+    assert csv[0] == "model,task,protocol,metric,value,n,limit,ci_low,ci_high"
+    assert "sharegpt4v-7b,mme,llava,perception,200,14,,200,200" in csv
+    assert "sharegpt4v-7b,mme,llava,failed,0,14,,," in csv
 
 
 def test_table_errors_are_one_line(results: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
@@ -82,6 +132,7 @@ def test_table_errors_are_one_line(results: tuple[Path, dict[str, str]], tmp_pat
         (["--layout", "nature"], "unknown table layout 'nature'"),
         (["--compare", "published"], "--compare published needs a paper's layout"),
         (["--layout", "zoo", "--compare", "paper"], "--compare takes 'published'"),
+        (["--layout", "zoo", "--ci"], "--ci needs --layout wide or long"),
     ):
         result = evalkit("table", str(out), *args, env=env)
         assert result.returncode == 2 and expected in result.stderr, result.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from PIL import Image
 
@@ -51,8 +51,12 @@ class Backend:
         """The image mode actually applied for a protocol's request (a backend may know better)."""
         return requested
 
+    # True: `prepare` may run in a forked worker process (no GIL shared with `generate`); its result must
+    # then be plain data (tensors, numbers, strings) and it must not change the backend's state.
+    prepare_in_process: ClassVar[bool] = False
+
     def prepare(self, batch: list[Request]) -> Any:
-        """CPU-side preparation run ahead of `generate` in a worker thread (default: nothing)."""
+        """CPU-side preparation run ahead of `generate` in a worker thread or process (default: nothing)."""
         return batch
 
     def generate(self, prepared: Any) -> list[str | Failure]:

@@ -5,6 +5,10 @@ EOS). CPU work (templating, tokenising, pixel preprocessing) happens in `prepare
 path; `generate` moves tensors once, runs under `torch.inference_mode`, and copies the new tokens back
 once per batch - no per-token host-device syncs of ours. On CUDA out-of-memory the batch is split and
 the smaller size remembered.
+
+What the model is asked (the text, LLaVA's token ids, the stop ids, the pad colour, the image mode) comes
+from module-level functions of the processor and tokenizer alone, so the vllm backend builds its requests
+with the same code.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def pick_device() -> str:
 
 
 class HFBackend(Backend):
+    prepare_in_process = True  # templating, tokenising and pixel work run in a forked worker process
+
     def __init__(
         self,
         checkpoint: str | Path,
@@ -81,56 +87,20 @@ class HFBackend(Backend):
         )
 
     def _stop_ids(self, stop: list[str | int] | None) -> set[int]:
-        """Every EOS id the generation config and tokenizer name, and the model config's stop tokens."""
-        ids: set[int] = set()
-        for token in stop or []:
-            found = token if isinstance(token, int) else self.tokenizer.convert_tokens_to_ids(token)
-            if not isinstance(found, int) or found == self.tokenizer.unk_token_id or found < 0:
-                raise ConfigError(f"stop token {token!r} is not a token of this model's tokenizer")
-            ids.add(found)
-        eos = self.model.generation_config.eos_token_id
-        found_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            found_ids.add(self.tokenizer.eos_token_id)
-        if not found_ids | ids:
-            raise ConfigError("the checkpoint names no EOS token; give `stop:` in the model config")
-        return found_ids | ids
+        return stop_ids(self.tokenizer, self.model.generation_config, stop)
 
     def template_stops(self, template: str | None) -> set[int]:
-        """Stop strings of a named template that are single tokens of this tokenizer."""
-        if template is None:
-            return set()
-        from evalkit.templates import get_template
-
-        ids = (self.tokenizer.convert_tokens_to_ids(t) for t in get_template(template).stop)
-        return {i for i in ids if isinstance(i, int) and i >= 0 and i != self.tokenizer.unk_token_id}
+        return template_stop_ids(self.tokenizer, template)
 
     @property
     def pad_colour(self) -> tuple[int, int, int]:
-        mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None)
-        return tuple(int(x * 255) for x in mean) if mean else CLIP_MEAN_RGB  # type: ignore[return-value]
+        return processor_pad_colour(self.processor)
 
     def image_mode(self, requested: str) -> str:
-        return (
-            "native"
-            if requested == "pad" and self.model.config.model_type in ANYRES_MODEL_TYPES
-            else requested
-        )
+        return applied_image_mode(self.model.config.model_type, requested)
 
     def render(self, request: Request) -> str:
-        """The full text the model sees: the protocol's template, or the checkpoint's chat template."""
-        if request.template is not None:
-            return render_template(request.template, request.prompt, len(request.images), self.image_token)
-        content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
-        content.append({"type": "text", "text": request.prompt})
-        if not getattr(self.processor, "chat_template", None):
-            raise ConfigError(
-                f"{self.info.get('checkpoint', 'the checkpoint')}: no chat template; name a conversation "
-                "template (--template, or template: in the model config; evalkit list templates)"
-            )
-        return self.processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-        )
+        return render_prompt(self.processor, request, self.image_token, self.info.get("checkpoint"))
 
     def prepare(self, batch: list[Request]) -> tuple[dict[str, Any], int, frozenset[int]]:
         texts = [self._no_double_bos(self.render(r)) for r in batch]
@@ -145,36 +115,20 @@ class HFBackend(Backend):
         return inputs, max(r.max_new_tokens for r in batch), stops
 
     def _no_double_bos(self, text: str) -> str:
-        """A rendered chat template that starts with BOS, for a tokenizer that adds one itself."""
-        bos = self.tokenizer.bos_token
-        return text[len(bos) :] if self.adds_bos and bos and text.startswith(bos) else text
+        return strip_double_bos(self.tokenizer, self.adds_bos, text)
 
     def _expands_image_token(self) -> bool:
-        """Processors that stand each image for a run of copies of one image token (LLaVA, LLaVA-NeXT)."""
-        return type(self.processor).__name__ in ("LlavaProcessor", "LlavaNextProcessor")
+        return expands_image_token(self.processor)
 
     def _llava_tokens(self, texts: list[str], joint: Any, mask: Any) -> dict[str, Any]:
-        """LLaVA's `tokenizer_image_token`: the text between images tokenized chunk by chunk (each chunk's
-        BOS dropped but the first's), so a chunk starting "\\n" keeps the "▁" a Llama tokenizer puts
-        before it; each image becomes the processor's run of image tokens. Left padded."""
+        """LLaVA's tokenization (`llava_token_ids`), each image the processor's run of image tokens. Left
+        padded."""
         import torch
 
         rows: list[list[int]] = []
         for text, ids, keep in zip(texts, joint.tolist(), mask.tolist(), strict=True):
             runs = _runs([t for t, k in zip(ids, keep, strict=True) if k], self.image_token_id)
-            chunks = [self.tokenizer(chunk).input_ids for chunk in text.split(self.image_token)]
-            if len(runs) != len(chunks) - 1:  # adjacent images, or an image token written in the prompt
-                raise ConfigError(
-                    f"cannot tokenize as LLaVA does: {len(chunks) - 1} {self.image_token} in the text but "
-                    f"{len(runs)} image token runs (adjacent images, or {self.image_token} in a prompt?)"
-                )
-            offset = 1 if chunks[0][:1] == [self.tokenizer.bos_token_id] else 0
-            row = chunks[0][:1] if offset else []
-            for i, chunk in enumerate(chunks):
-                if i:
-                    row += [self.image_token_id] * runs[i - 1]
-                row += chunk[offset:]
-            rows.append(row)
+            rows.append(llava_token_ids(self.tokenizer, text, self.image_token, self.image_token_id, runs))
         width = max(len(r) for r in rows)
         return {
             "input_ids": torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows]),
@@ -228,9 +182,98 @@ class HFBackend(Backend):
                 eos_token_id=sorted(stops),
             )
         new_tokens = out[:, moved["input_ids"].shape[1] :].cpu().tolist()
-        return [
-            self.tokenizer.decode(_cut_at_eos(ids, stops), skip_special_tokens=True) for ids in new_tokens
-        ]
+        return [reply_text(self.tokenizer, ids, stops) for ids in new_tokens]
+
+
+def render_prompt(processor: Any, request: Request, image_token: str, checkpoint: str | None = None) -> str:
+    """The full text the model sees: the protocol's template, or the checkpoint's chat template."""
+    if request.template is not None:
+        return render_template(request.template, request.prompt, len(request.images), image_token)
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
+    content.append({"type": "text", "text": request.prompt})
+    if not getattr(processor, "chat_template", None):
+        raise ConfigError(
+            f"{checkpoint or 'the checkpoint'}: no chat template; name a conversation "
+            "template (--template, or template: in the model config; evalkit list templates)"
+        )
+    return processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
+
+
+def strip_double_bos(tokenizer: Any, adds_bos: bool, text: str) -> str:
+    """A rendered chat template that starts with BOS, for a tokenizer that adds one itself."""
+    bos = tokenizer.bos_token
+    return text[len(bos) :] if adds_bos and bos and text.startswith(bos) else text
+
+
+def expands_image_token(processor: Any) -> bool:
+    """Processors that stand each image for a run of copies of one image token (LLaVA, LLaVA-NeXT)."""
+    return type(processor).__name__ in ("LlavaProcessor", "LlavaNextProcessor")
+
+
+def llava_token_ids(
+    tokenizer: Any, text: str, image_token: str, image_token_id: int, runs: list[int]
+) -> list[int]:
+    """LLaVA's `tokenizer_image_token`: the text between images tokenized chunk by chunk (each chunk's BOS
+    dropped but the first's), so a chunk starting "\\n" keeps the "▁" a Llama tokenizer puts before it;
+    image i becomes `runs[i]` copies of the image token."""
+    chunks = [tokenizer(chunk).input_ids for chunk in text.split(image_token)]
+    if len(runs) != len(chunks) - 1:  # adjacent images, or an image token written in the prompt
+        raise ConfigError(
+            f"cannot tokenize as LLaVA does: {len(chunks) - 1} {image_token} in the text but "
+            f"{len(runs)} image token runs (adjacent images, or {image_token} in a prompt?)"
+        )
+    offset = 1 if chunks[0][:1] == [tokenizer.bos_token_id] else 0
+    row = chunks[0][:1] if offset else []
+    for i, chunk in enumerate(chunks):
+        if i:
+            row += [image_token_id] * runs[i - 1]
+        row += chunk[offset:]
+    return row
+
+
+def stop_ids(tokenizer: Any, generation_config: Any, stop: list[str | int] | None) -> set[int]:
+    """Every EOS id the generation config and tokenizer name, and the model config's stop tokens."""
+    ids: set[int] = set()
+    for token in stop or []:
+        found = token if isinstance(token, int) else tokenizer.convert_tokens_to_ids(token)
+        if not isinstance(found, int) or found == tokenizer.unk_token_id or found < 0:
+            raise ConfigError(f"stop token {token!r} is not a token of this model's tokenizer")
+        ids.add(found)
+    eos = generation_config.eos_token_id
+    found_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        found_ids.add(tokenizer.eos_token_id)
+    if not found_ids | ids:
+        raise ConfigError("the checkpoint names no EOS token; give `stop:` in the model config")
+    return found_ids | ids
+
+
+def template_stop_ids(tokenizer: Any, template: str | None) -> set[int]:
+    """Stop strings of a named template that are single tokens of this tokenizer."""
+    if template is None:
+        return set()
+    from evalkit.templates import get_template
+
+    ids = (tokenizer.convert_tokens_to_ids(t) for t in get_template(template).stop)
+    return {i for i in ids if isinstance(i, int) and i >= 0 and i != tokenizer.unk_token_id}
+
+
+def processor_pad_colour(processor: Any) -> tuple[int, int, int]:
+    """Background for the `pad` image mode: the image processor's mean colour (LLaVA's expand2square)."""
+    mean = getattr(getattr(processor, "image_processor", None), "image_mean", None)
+    return tuple(int(x * 255) for x in mean) if mean else CLIP_MEAN_RGB  # type: ignore[return-value]
+
+
+def applied_image_mode(model_type: str, requested: str) -> str:
+    """The protocol's image mode as applied to a model type (anyres models keep their own tiling)."""
+    return "native" if requested == "pad" and model_type in ANYRES_MODEL_TYPES else requested
+
+
+def reply_text(tokenizer: Any, ids: list[int], stops: frozenset[int] | set[int]) -> str:
+    """The generated ids up to the first stop id, decoded without special tokens."""
+    return tokenizer.decode(_cut_at_eos(ids, stops), skip_special_tokens=True)
 
 
 def _runs(ids: list[int], token: int) -> list[int]:

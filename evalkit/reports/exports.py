@@ -299,6 +299,36 @@ def export_mmvet(
     return _write_json(out, run_task_dir.name, answers)
 
 
+def export_mmmu(
+    run_task_dir: Path, out: Path, data_root: Path | None = None, allow_missing: bool = False
+) -> list[Path]:
+    """MMMU's answer file (`main_eval_only.py`'s input, the form its EvalAI test server took): `{id: answer}`
+    for every question of the run's split in the data's order. A multiple-choice question gets the letter
+    read from the reply ("" where none was read: wrong, never a random guess); an open question the stripped
+    reply, which MMMU's evaluation parses itself. Unanswered questions stop the export unless
+    `allow_missing` (then "")."""
+    from evalkit.registry import get_task
+
+    predictions = {p.id: p for p in read_run_predictions(run_task_dir, "mmmu")}
+    if (name := run_task_name(run_task_dir)) is None:
+        raise InputError(
+            f"{run_task_dir}: no manifest.json or metrics.json names the task (mmmu_val, mmmu_test)"
+        )
+    task = get_task(name)
+    ids = [s.id for s in task.load(run_data_folder(run_task_dir, task.folder, data_root)).samples]
+    if stray := sorted(set(predictions) - set(ids)):
+        raise InputError(f"{run_task_dir}: record {stray[0]!r} is no {name} question of the data")
+    if not allow_missing:
+        _unanswered(run_task_dir, ids, predictions, f"{name} questions")
+
+    def answer(p: Prediction | None) -> str:
+        if p is None or p.failed:
+            return ""
+        return (p.answer or "") if p.meta["question_type"] == "multiple-choice" else p.output.strip()
+
+    return _write_json(out, run_task_dir.name, {i: answer(predictions.get(i)) for i in ids})
+
+
 Export = Callable[..., list[Path]]  # (run task folder, out, data_root=None, allow_missing=False) -> files
 EXPORTS: dict[str, Export] = {
     "mme": export_mme,
@@ -306,6 +336,7 @@ EXPORTS: dict[str, Export] = {
     "vqav2": export_vqav2,
     "vizwiz": export_vizwiz,
     "mmvet": export_mmvet,
+    "mmmu": export_mmmu,
 }  # an export kind names the tasks offering it in their `Task.exports`
 
 

@@ -4,7 +4,9 @@ each with its source and protocol) can stand beside ours. A new paper's table is
 
 Rows are the model folders of a results folder, with the records made under the layout's protocol (a column
 means one thing); the identity columns (name, LLM, checkpoint) come from the model's config. A cell with no
-result is "-", never 0. With `compare`, a cell reads "ours (published, difference)".
+result is "-", never 0. With `compare`, a cell reads "ours (published, difference)", the difference marked
+`*` where the published value lies outside our 95% confidence interval (metrics.json `ci95`), even allowing
+for the rounding of the published value.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from evalkit.records import RunRecord, iter_run_records
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 MISSING = "-"
+OUTSIDE = "*"
+OUTSIDE_NOTE = f"{OUTSIDE} the published value lies outside our 95% confidence interval (metrics.json ci95)"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,23 @@ def _cell(column: Column, record: RunRecord | None) -> tuple[str, float | None]:
     return text, values[0] if len(values) == 1 else None
 
 
+def _interval(column: Column, record: RunRecord | None) -> tuple[float, float] | None:
+    """Our 95% confidence interval of a one-metric cell, where metrics.json has one."""
+    found = record.ci95.get(column.metric[0]) if record is not None and len(column.metric) == 1 else None
+    return (found[0], found[1]) if found else None
+
+
+def outside(theirs: float, interval: tuple[float, float] | None) -> bool:
+    """Whether a published value lies outside our interval by more than its own rounding (half a unit of
+    its last decimal as the JSON file has it: 1567.4 stands for 1567.35 to 1567.45, 62 for 61.5 to 62.5)."""
+    if interval is None:
+        return False
+    printed = repr(theirs)
+    decimals = len(printed.partition(".")[2]) if isinstance(theirs, float) and "e" not in printed else 0
+    half = 0.5 * 10.0**-decimals
+    return theirs + half < interval[0] or theirs - half > interval[1]
+
+
 def _identity(layout: Layout, folder: str, model: str) -> tuple[dict[str, str], str | None]:
     """The identity cells of a model (from its config) and the key of its published row."""
     from evalkit.models import list_configs
@@ -105,7 +126,8 @@ def _identity(layout: Layout, folder: str, model: str) -> tuple[dict[str, str], 
 
 
 def zoo_rows(results: Path, layout: Layout, compare: bool = False) -> list[dict[str, str]]:
-    """The rows (header -> cell text): one per model folder with results under the layout's protocol."""
+    """The rows (header -> cell text): one per model folder with results under the layout's protocol; with
+    `compare`, the published numbers beside ours (`OUTSIDE` marks a difference beyond our interval)."""
     by_folder: dict[str, dict[str, RunRecord]] = {}
     for path, record in iter_run_records(results):
         if record.protocol == layout.protocol:
@@ -121,30 +143,38 @@ def zoo_rows(results: Path, layout: Layout, compare: bool = False) -> list[dict[
         row, key = _identity(layout, folder, model)
         theirs = reference.get(key, {}).get("values", {}) if key else {}
         for column in layout.columns:
-            text, ours = _cell(column, records.get(column.task))
+            record = records.get(column.task)
+            text, ours = _cell(column, record)
             if compare and column.header in theirs:
-                text = _beside(text, ours, theirs[column.header], column.decimals)
+                text = _beside(text, ours, theirs[column.header], column.decimals, _interval(column, record))
             row[column.header] = text
         rows.append(row)
     return rows
 
 
-def _beside(text: str, ours: float | None, theirs: float | str, decimals: int) -> str:
+def _beside(
+    text: str, ours: float | None, theirs: float | str, decimals: int, interval: tuple[float, float] | None
+) -> str:
     if ours is None or isinstance(theirs, str):
         return f"{text} ({theirs})"
-    return f"{text} ({theirs:.{decimals}f}, {ours - theirs:+.{decimals}f})"
+    mark = OUTSIDE if outside(theirs, interval) else ""
+    return f"{text} ({theirs:.{decimals}f}, {ours - theirs:+.{decimals}f}{mark})"
 
 
 def render_zoo(results: Path, name: str, fmt_name: str, compare: bool = False) -> str:
     import pandas as pd
 
     layout = get_layout(name)
-    frame = pd.DataFrame(
-        zoo_rows(results, layout, compare), columns=[*layout.identity, *(c.header for c in layout.columns)]
-    )
+    rows = zoo_rows(results, layout, compare)
+    frame = pd.DataFrame(rows, columns=[*layout.identity, *(c.header for c in layout.columns)])
+    marked = compare and any(row[c.header].endswith(f"{OUTSIDE})") for row in rows for c in layout.columns)
     if fmt_name == "csv":
         return frame.to_csv(index=False)
+    if fmt_name == "html":
+        from evalkit.reports.table import to_html
+
+        return to_html(frame, OUTSIDE_NOTE if marked else "")
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
+    return "\n".join([header, rule, *body]) + "\n" + (f"\n{OUTSIDE_NOTE}\n" if marked else "")

@@ -1,0 +1,63 @@
+"""What a report shows of a run's records: each record's outcome, and which records to embed when a run
+has more than the page can hold (every failed, unparsed and wrong one first)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from enum import StrEnum
+
+from evalkit.records import Prediction, State
+
+
+class Outcome(StrEnum):
+    """A record's outcome as the sample browser filters it: its state, and for a scored reply its credit."""
+
+    FAILED = "failed"  # no reply (unreadable image, failed request)
+    UNPARSED = "unparsed"  # a reply no rule could read
+    JUDGE_FAILURE = "judge_failure"  # the judge never gave a grade
+    PENDING = "pending"  # waiting for the judge
+    WRONG = "wrong"  # read, and no credit
+    PARTIAL = "partial"  # read, some credit (VQA accuracy, judge grades)
+    RIGHT = "right"  # read, full credit (or more: LLaVA-Bench's relative score)
+
+
+# Embedded first when a run has more records than the page takes: what someone auditing a run looks for.
+PRIORITY = (
+    Outcome.FAILED,
+    Outcome.UNPARSED,
+    Outcome.JUDGE_FAILURE,
+    Outcome.WRONG,
+    Outcome.PARTIAL,
+    Outcome.PENDING,
+    Outcome.RIGHT,
+)
+
+
+def outcome(record: Prediction) -> Outcome:
+    state = record.state
+    if state is not State.SCORED:
+        return {
+            State.FAILED: Outcome.FAILED,
+            State.UNPARSED: Outcome.UNPARSED,
+            State.JUDGE_FAILURE: Outcome.JUDGE_FAILURE,
+            State.PENDING: Outcome.PENDING,
+        }[state]
+    if record.score >= 1.0:
+        return Outcome.RIGHT
+    return Outcome.PARTIAL if record.score > 0.0 else Outcome.WRONG
+
+
+def counts(records: Iterable[Prediction]) -> dict[Outcome, int]:
+    """Records per outcome, every outcome present (zeros included), in PRIORITY order."""
+    found = Counter(outcome(r) for r in records)
+    return {o: found.get(o, 0) for o in PRIORITY}
+
+
+def select(records: list[Prediction], cap: int) -> list[Prediction]:
+    """At most `cap` records, taken by PRIORITY (file order within an outcome), returned in file order."""
+    if len(records) <= cap:
+        return list(records)
+    rank = {o: i for i, o in enumerate(PRIORITY)}
+    order = sorted(range(len(records)), key=lambda i: (rank[outcome(records[i])], i))
+    return [records[i] for i in sorted(order[:cap])]
