@@ -23,16 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evalkit.backends.base import Request
+from _common import bare_loop, prepare_batches, runner, with_tokens
+
 from evalkit.backends.hf import HFBackend
-from evalkit.data.images import expand_to_square, load_image
 from evalkit.demo.tiny_model import COLOURS, build_tiny_llava, colour_image
-from evalkit.pipeline import LazyBackend
-from evalkit.protocols import get_protocol
 from evalkit.records import Prediction
 from evalkit.registry import get_task
-from evalkit.runner import RunSettings, run_task
-from evalkit.task import Task, Variant
 
 
 def write_pope(root: Path, n: int) -> None:
@@ -55,45 +51,6 @@ def write_pope(root: Path, n: int) -> None:
     for k, split in enumerate(("adversarial", "popular", "random")):  # the task reads all three splits
         lines = "".join(json.dumps(r) + "\n" for r in rows[k::3])
         (root / "pope" / f"coco_pope_{split}.json").write_text(lines)
-
-
-def with_tokens(task: Task, protocol: str, tokens: int) -> Task:
-    v = task.variant(protocol)
-    variant = Variant(v.prompt, v.score, max_new_tokens=tokens, image_mode=v.image_mode)
-    return Task(**{**task.__dict__, "variants": {protocol: variant}})
-
-
-def bare_loop(backend: HFBackend, task: Task, root: Path, size: int) -> float:
-    """samples/s of generate alone, inputs prepared before the clock starts."""
-    variant = task.variant("llava")
-    samples = task.load(root / task.folder).samples
-    batches = []
-    for i in range(0, len(samples), size):
-        chunk = samples[i : i + size]
-        requests = [
-            Request(
-                s.id,
-                [expand_to_square(load_image(s.images[0]), backend.pad_colour)],
-                variant.prompt(s),
-                variant.max_new_tokens,
-                "vicuna_v1",
-            )
-            for s in chunk
-        ]
-        batches.append(backend.prepare(requests))
-    start = time.perf_counter()
-    for prepared in batches:
-        backend.generate(prepared)
-    return len(samples) / (time.perf_counter() - start)
-
-
-def runner(backend: HFBackend, task: Task, root: Path, size: int, out: Path) -> float:
-    settings = RunSettings(
-        name=f"bs{size}", model="tiny", protocol=get_protocol("llava"), data_root=root, output=out
-    )
-    start = time.perf_counter()
-    record = run_task(task, settings, LazyBackend(lambda: backend, batch_size=size))
-    return record.n / (time.perf_counter() - start)
 
 
 def scorer_speed(n: int) -> tuple[float, float]:
@@ -151,7 +108,7 @@ def main() -> None:
         print("batch  bare generate/s  runner/s  runner/bare  runner vs bs1")
         base = None
         for size in (1, 8, 32, 64):
-            bare = bare_loop(backend, task, tmp / "data", size)
+            bare = bare_loop(backend, prepare_batches(backend, task, tmp / "data", size))
             ours = runner(backend, task, tmp / "data", size, tmp / "out")
             base = base or ours
             print(f"{size:>5}  {bare:>15.1f}  {ours:>8.1f}  {ours / bare:>11.2f}  {ours / base:>13.2f}")

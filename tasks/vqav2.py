@@ -20,12 +20,14 @@ unparsed; a reply that normalisation empties ("The.") is scored as given (wrong 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from sys import intern
+from typing import Any, NamedTuple
 
 from evalkit.data.images import ImageRef, file_ref
+from evalkit.data.jsonstream import json_list
 from evalkit.data.readers import (
     LIST,
     TEXT,
@@ -34,7 +36,6 @@ from evalkit.data.readers import (
     Sample,
     fingerprint,
     read_benchmark,
-    read_json,
     read_parquet_rows,
     require_dir,
     require_fields,
@@ -59,23 +60,41 @@ IMAGES = {
 }
 
 
-def _listed(path: Path, key: str, fields: dict[str, FieldType]) -> list[dict[str, Any]]:
-    """The `key` list of a VQA json file (questions or annotations), each entry checked for `fields`."""
-    found = read_json(path)
-    if not isinstance(found, dict) or not isinstance(found.get(key), list):
-        raise InputError(f"{path}: expected {{{key!r}: [...]}} (the VQA {key} file)")
-    for k, entry in enumerate(found[key]):
-        require_fields(entry, f"{path}: {key[:-1]} {k}", fields)
-    return found[key]
+def _listed(path: Path, key: str, fields: dict[str, FieldType]) -> Iterator[dict[str, Any]]:
+    """The entries of the `key` list of a VQA json file (questions or annotations), parsed one at a time
+    (the val annotations are 165 MB), each checked for `fields`."""
+    entries = json_list(path, key, f"{{{key!r}: [...]}} (the VQA {key} file)")
+    for k, entry in enumerate(entries):
+        yield require_fields(entry, f"{path}: {key[:-1]} {k}", fields)
 
 
-def _sample(q: dict[str, Any], image: ImageRef, a: dict[str, Any] | None) -> Sample:
-    answers = [str(x["answer"]) for x in a["answers"]] if a else []
-    target = "" if a is None else answers[0] if len(set(answers)) == 1 else str(a["multiple_choice_answer"])
+def _shared(value: Any) -> Any:
+    """One copy of a string that repeats (VQAv2 val's 2.1M answers hold few distinct ones: "yes", "2"...)."""
+    return intern(value) if type(value) is str else value
+
+
+class _Labels(NamedTuple):
+    """What a sample keeps of its annotation."""
+
+    answers: list[str]
+    multiple_choice_answer: str
+    answer_type: Any
+    question_type: Any
+
+
+def _labels(a: dict[str, Any]) -> _Labels:
+    answers = [intern(str(x["answer"])) for x in a["answers"]]
+    mca = intern(str(a["multiple_choice_answer"]))
+    return _Labels(answers, mca, _shared(a["answer_type"]), _shared(a["question_type"]))
+
+
+def _sample(q: dict[str, Any], image: ImageRef, labels: _Labels | None) -> Sample:
+    answers = labels.answers if labels else []
+    target = "" if labels is None else answers[0] if len(set(answers)) == 1 else labels.multiple_choice_answer
     meta = {"image_id": int(q["image_id"]), "answers": answers}
-    if a is not None:
-        meta |= {"answer_type": a["answer_type"], "question_type": a["question_type"]}
-    return Sample(str(q["question_id"]), (image,), q["question"], target, meta)
+    if labels is not None:
+        meta |= {"answer_type": labels.answer_type, "question_type": labels.question_type}
+    return Sample(str(q["question_id"]), (image,), _shared(q["question"]), target, meta)
 
 
 def _read_authors(folder: Path, split: str) -> Dataset:
@@ -83,19 +102,19 @@ def _read_authors(folder: Path, split: str) -> Dataset:
     images = require_dir(folder.parent / "coco" / sub, f"VQAv2 images (COCO {sub})")
     questions = folder / (VAL_QUESTIONS if split == "val" else TESTDEV_QUESTIONS)
     files = [questions]
-    annotations: dict[int, dict[str, Any]] = {}
+    annotations: dict[int, _Labels] = {}
     if split == "val":
         files.append(folder / VAL_ANNOTATIONS)
-        listed = _listed(files[1], "annotations", {"question_id": int, **LABEL_TYPES})
-        annotations = {int(a["question_id"]): a for a in listed}
+        for a in _listed(files[1], "annotations", {"question_id": int, **LABEL_TYPES}):
+            annotations[a["question_id"]] = _labels(a)
     samples, refs = [], dict[int, ImageRef]()  # an image is asked about ~5 times: one reference each
     for q in _listed(questions, "questions", {"question_id": int, "image_id": int, "question": TEXT}):
-        a = annotations.get(int(q["question_id"]))
-        if split == "val" and a is None:
+        labels = annotations.get(q["question_id"])
+        if split == "val" and labels is None:
             raise InputError(f"{files[1]}: no annotation for question {q['question_id']} of {questions.name}")
-        if (image_id := int(q["image_id"])) not in refs:
+        if (image_id := q["image_id"]) not in refs:
             refs[image_id] = file_ref(images / name.format(image_id))
-        samples.append(_sample(q, refs[image_id], a))
+        samples.append(_sample(q, refs[image_id], labels))
     return Dataset(samples=samples, path=folder, format="authors", fingerprint=fingerprint(files))
 
 
@@ -105,7 +124,7 @@ def _read_parquet(folder: Path, files: list[Path], split: str) -> Dataset:
     samples = []
     for row in read_parquet_rows(chosen):
         v = row.require("question_id", "image_id", "question", *labels)
-        samples.append(_sample(v, row.image(), v if labels else None))
+        samples.append(_sample(v, row.image(), _labels(v) if labels else None))
     return Dataset(samples=samples, path=folder, format="hf-parquet", fingerprint=fingerprint(chosen))
 
 
@@ -113,9 +132,7 @@ def test2015_question_ids(folder: Path) -> list[int]:
     """Every test2015 question id, in file order (the export lists them all)."""
     if files := [f for f in folder.rglob("test-*.parquet") if f.is_file()]:
         return [int(row.require("question_id")["question_id"]) for row in read_parquet_rows(sorted(files))]
-    return [
-        int(q["question_id"]) for q in _listed(folder / TEST_QUESTIONS, "questions", {"question_id": int})
-    ]
+    return [q["question_id"] for q in _listed(folder / TEST_QUESTIONS, "questions", {"question_id": int})]
 
 
 def _loader(split: str) -> Callable[[Path], Dataset]:

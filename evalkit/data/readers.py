@@ -76,7 +76,8 @@ def fingerprint(files: list[Path]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _open_binary(path: Path) -> Any:
+def open_binary(path: Path) -> Any:
+    """The file opened for reading bytes; a missing file or a folder is an error naming it."""
     try:
         return path.open("rb")
     except FileNotFoundError as exc:
@@ -97,7 +98,7 @@ def _decode(data: bytes, path: Path, number: int) -> str:
 
 def read_text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) for each line of a UTF-8 text file, without its line break."""
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         for number, raw in enumerate(handle, 1):
             yield number, _decode(raw, path, number).rstrip("\r\n")
 
@@ -117,7 +118,8 @@ def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_json(path: Path) -> Any:
-    with _open_binary(path) as handle:
+    """A whole JSON file (for the list in a file of tens of MB or more: `jsonstream.json_list`)."""
+    with open_binary(path) as handle:
         text = _decode(handle.read(), path, 1)
     try:
         return json.loads(text)

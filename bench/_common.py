@@ -1,0 +1,75 @@
+"""Pieces the bench scripts share: a task with a fixed generation limit, the runner timed end to end, and
+the bare `generate` loop over batches prepared before the clock starts (the limit the runner is held to)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evalkit.backends.base import Request
+from evalkit.backends.hf import HFBackend
+from evalkit.data.images import expand_to_square, load_image
+from evalkit.pipeline import LazyBackend, make_batches
+from evalkit.protocols import get_protocol
+from evalkit.runner import RunSettings, run_task
+from evalkit.task import Task
+
+
+def with_tokens(task: Task, protocol: str, tokens: int) -> Task:
+    """`task` with only `protocol`'s variant, generating at most `tokens` new tokens."""
+    return replace(task, variants={protocol: replace(task.variant(protocol), max_new_tokens=tokens)})
+
+
+def prepare_batches(
+    backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava"
+) -> list[Any]:
+    """The task's samples as the runner batches them (same order, same members), prepared for `generate`:
+    images decoded and in the protocol's image mode, prompts templated and tokenized the protocol's way."""
+    p = get_protocol(protocol)
+    variant = task.variant(protocol)
+    mode = backend.image_mode(variant.image_mode or p.image_mode)
+    prompt, tokens = variant.prompt, variant.max_new_tokens
+    assert prompt is not None and tokens is not None  # Task.variant fills both in
+    batches = []
+    for chunk in make_batches(task.load(root / task.folder).samples, variant, size):
+        requests = []
+        for s in chunk:
+            images = [load_image(ref) for ref in s.images]
+            if mode == "pad":
+                images = [expand_to_square(img, backend.pad_colour) for img in images]
+            requests.append(Request(s.id, images, prompt(s), tokens, p.template, p.tokenization))
+        batches.append(backend.prepare(requests))
+    return batches
+
+
+def bare_loop(backend: HFBackend, batches: list[Any]) -> float:
+    """samples/s of `generate` alone over prepared batches."""
+    rows = sum(int(b[0]["input_ids"].shape[0]) for b in batches)
+    start = time.perf_counter()
+    for prepared in batches:
+        backend.generate(prepared)
+    return rows / (time.perf_counter() - start)
+
+
+def runner(
+    backend: HFBackend,
+    task: Task,
+    root: Path,
+    size: int,
+    out: Path,
+    protocol: str = "llava",
+    name: str | None = None,
+) -> float:
+    """samples/s of `run_task` (images read from disk, templating, scoring, records written) at batch `size`.
+    Results go to `out/<name>` (default `bs<size>`), which must not hold an earlier run: that would resume."""
+    settings = RunSettings(
+        name=name or f"bs{size}", model="bench", protocol=get_protocol(protocol), data_root=root, output=out
+    )
+    start = time.perf_counter()
+    record = run_task(task, settings, LazyBackend(lambda: backend, batch_size=size))
+    return record.n / (time.perf_counter() - start)
