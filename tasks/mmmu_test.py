@@ -6,7 +6,8 @@ Reads `<root>/mmmu/<Subject>/test-*.parquet` (the MMMU/MMMU snapshot; validation
 ignored). Its answers were withheld (`answer` "?") until MMMU released them on 2026-02-12 as
 `answer_dict_test.json` in its repository (`mmmu/`, the layout of `answer_dict_val.json`: {id:
 {"question_type", "ground_truth": text or list}}), for its eval pipeline; put that file in `<root>/mmmu/`.
-A parquet `answer` column that is filled is read too (where both give an answer, they must agree).
+A parquet `answer` column that is filled is read too, a list written as its Python literal as that list
+(where both give an answer, they must agree); an answer file answering none of the questions is refused.
 Every question answered: the val metrics (`accuracy`, primary; per discipline and subject) plus
 `published_answers`; none: only `answered`, and `evalkit export mmmu` writes the file MMMU's EvalAI server
 took; some but not all: refused at load, naming the first question without an answer.
@@ -36,6 +37,7 @@ from evalkit.data.readers import (
     split_files,
 )
 from evalkit.errors import InputError
+from evalkit.scoring.open_answer import gold_answers
 from evalkit.scoring.options import MMMU_LMMS, render_options
 from evalkit.scoring.outcomes import grouped_accuracy
 from evalkit.task import Task, Variant
@@ -56,12 +58,22 @@ def read_answer_file(path: Path) -> dict[str, Gold]:
     return golds
 
 
+def _gold(value: object) -> Gold:
+    """A gold as both sources give it: a list's items as text; a string holding a Python-literal list of
+    strings (MMMU's parquet form of an open question's answers) is that list, read by the rule golds_official
+    applies to val's column (gold_answers); any other string as it is."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = "" if value is None or str(value).strip() in WITHHELD else str(value)
+    items = gold_answers(text)
+    return items if items != [text] else text
+
+
 def _answer(row: ParquetRow, golds: dict[str, Gold], source: Path) -> Gold:
     """The row's gold: the answer file's, else its own `answer` cell; "" where neither gives one."""
-    own = row.values.get("answer")
-    own = "" if own is None or (isinstance(own, str) and own.strip() in WITHHELD) else own
-    given = golds.get(str(row.values.get("id")), "")
-    if isinstance(own, str) and isinstance(given, str) and own and given and own.strip() != given.strip():
+    own, given = _gold(row.values.get("answer")), _gold(golds.get(str(row.values.get("id")), ""))
+    items = [[a.strip() for a in ([g] if isinstance(g, str) else g)] for g in (own, given)]
+    if own and given and items[0] != items[1]:
         raise InputError(f"{row.where}: answer {own!r}, but {source.name} gives {given!r} for this id")
     return given or own
 
@@ -75,6 +87,8 @@ def _read_parquet(folder: Path, files: list[Path]) -> Dataset:
     source = folder / ANSWER_FILE
     golds = read_answer_file(source) if source.is_file() else {}
     rows = list(read_parquet_rows(files, image_columns=IMAGE_COLUMNS))
+    if source.is_file() and not any(str(row.values.get("id")) in golds for row in rows):
+        raise InputError(f"{source}: answers none of the {len(rows):,} test questions")
     answered = [(row, _answer(row, golds, source)) for row in rows]
     what = f"MMMU test ({source if golds else 'answer column of the parquet files'})"
     answers_present([(f"{row.where} ({row.values.get('id')})", bool(a)) for row, a in answered], what)

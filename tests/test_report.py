@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bs4 import BeautifulSoup, Tag
+from matplotlib.figure import Figure
 from PIL import Image
 
 from evalkit.backends.base import Failure, Request
@@ -24,15 +25,18 @@ from evalkit.pipeline import LazyBackend
 from evalkit.protocols import get_protocol
 from evalkit.records import PREDICTIONS, Prediction, RunRecord, State, read_predictions, read_run_record
 from evalkit.registry import get_task
+from evalkit.reports.charts import category_chart, label
 from evalkit.reports.html import write_report
 from evalkit.reports.table import render
 from evalkit.runner import RunSettings, run_task
 from evalkit.scoring.judge import Judge, JudgeConfig
 from tests.support.fixtures import COLOURS, mme_image_path, mme_items, pope_items, write_mme, write_pope
 from tests.support.fixtures_judged import write_mmvet
+from tests.support.fixtures_mmbench import write_en_test
 from tests.support.openai_server import FakeOpenAIServer
+from tests.tasks.test_mmbench import option_reply
 from tests.test_e2e_judged import ANSWERS, judge_reply
-from tests.test_e2e_openai import evalkit
+from tests.test_e2e_openai import evalkit, run_args
 
 SCRIPT = 'I cannot tell <script>alert("owned")</script>'
 # alpha reads the image and answers right, except: one wrong, one unparsed, one failed per task
@@ -258,17 +262,88 @@ def test_provenance_names_protocol_model_version_and_data(made: tuple[Path, Path
 
 
 def test_intervals_shown_where_the_records_keep_them(made: tuple[Path, Path], page: Path) -> None:
-    if "ci95" not in RunRecord.model_fields:
-        pytest.skip("RunRecord keeps no ci95 in this tree yet; the page shows intervals once it does")
+    assert "ci95" in RunRecord.model_fields
     _, out = made
     record = read_run_record(out / "alpha" / "pope" / "metrics.json")
     interval = record.ci95.get(record.primary)
-    if not interval:
-        pytest.skip("the runner recorded no interval for the primary metric")
+    assert interval, "the runner recorded no interval for the primary metric"
     board = parse(page).select_one("table.board")
     (alpha_row,) = [tr for tr in board.select("tbody tr") if tr.th.get_text() == "alpha"]
     cell = alpha_row.select("td")[TASKS.index("pope")]
     assert cell.select_one(".ci").get_text() == f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def test_a_run_without_answers_is_no_answer_key_never_wrong(tmp_path: Path) -> None:
+    """An MMBench test run on a file without answers (metrics: counts only, no primary) beside a scored
+    one: its read replies are "no answer key", none is wrong, no row reads "expected:", and the task's
+    chart leaves it out (here it is the task's only run: no chart at all)."""
+    root, out = tmp_path / "data", tmp_path / "results"
+    write_en_test(root, answers=False)
+    with FakeOpenAIServer(option_reply) as server:
+        result = evalkit(*run_args(server, root, out, "mmbench_en_test", "--protocol", "vlmevalkit"))
+        assert result.returncode == 0, result.stderr
+    record = read_run_record(out / "tiny-test" / "mmbench_en_test" / "metrics.json")
+    assert record.primary not in record.metrics  # the run is unscored as a whole
+    soup = parse(write_report(out, tmp_path / "r.html", data_root=root))
+    section = run_section(soup, "mmbench_en_test", "tiny-test")
+    counts = {s["data-outcome"]: int(s["data-count"]) for s in section.select(".counts .count")}
+    assert counts == {"no_answer_key": 5, "unparsed": 1}
+    assert "5 no answer key" in section.select_one(".counts").get_text()
+    buttons = {b["data-filter"]: b.get_text() for b in section.select("button[data-filter]")}
+    assert buttons == {
+        "all": "all (6)",
+        "unparsed": "unparsed (1)",
+        "failed": "failed (0)",
+        "no_answer_key": "no answer key (5)",
+    }
+    assert sorted(row_outcomes(section).values()) == ["no_answer_key"] * 5 + ["unparsed"]
+    assert not section.select(".target") and "expected:" not in section.get_text()
+    assert len(section.select(".nokey")) == 6 and section.select_one(".nokey").get_text() == "no answer key"
+    task = soup.select_one('section.task[data-task="mmbench_en_test"]')
+    assert not task.select("img.chart") and "No scored records to chart." in task.get_text()
+
+
+def chart_figure(task: str, by_model: dict[str, list[Prediction]], monkeypatch: pytest.MonkeyPatch) -> Figure:
+    """The figure `category_chart` draws, kept as it is saved."""
+    drawn: list[Figure] = []
+    save = Figure.savefig
+
+    def keep(self: Figure, *args: object, **kwargs: object) -> None:
+        drawn.append(self)
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    assert category_chart(task, by_model).startswith("data:image/png;base64,")
+    (figure,) = drawn
+    return figure
+
+
+def test_chart_shows_names_with_dollars_and_underscores_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`$` in a name is text, never mathtext (`$\\frac$` would crash the report); a model named `_x`
+    keeps its legend entry."""
+    categories = ("$\\frac$", "cost $5", "_under")
+    by_model = {
+        name: [
+            Prediction(
+                id=f"{c}{n}",
+                prompt="",
+                output="A",
+                answer="A",
+                score=n % 2,
+                parse="exact",
+                meta={"category": c},
+            )
+            for c in categories
+            for n in range(2)
+        ]
+        for name in ("$a$", "_hidden")
+    }
+    figure = chart_figure("mme", by_model, monkeypatch)
+    (ax,) = figure.axes
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == [label(c) for c in sorted(categories)] and ticks[0] == "\\$\\frac\\$"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["\\$a\\$", "\u200b_hidden"]
+    assert all(not t._preprocess_math(t.get_text())[1] for t in ax.get_yticklabels())  # plain text
 
 
 def test_report_command_prints_the_page_and_its_size(made: tuple[Path, Path], tmp_path: Path) -> None:

@@ -15,6 +15,13 @@ ALL = "all"
 # Graded later (pending) or never (judge failure): no score to average. A failed sample scores 0, as in
 # the task's metrics.
 UNSCORED = (Outcome.PENDING, Outcome.JUDGE_FAILURE)
+HIDDEN = "\u200b"  # a zero-width space: before a label starting with "_", which a legend would drop
+
+
+def label(name: str) -> str:
+    """`name` as matplotlib text shows it as written: `$` escaped (no mathtext), a leading `_` kept."""
+    text = name.replace("$", r"\$")
+    return HIDDEN + text if text.startswith("_") else text
 
 
 def category_means(records: list[Prediction]) -> dict[str, float]:
@@ -41,13 +48,17 @@ def category_chart(task: str, by_model: dict[str, list[Prediction]]) -> str | No
     for i, model in enumerate(models):
         ys = [c + i * band for c in range(len(categories))]
         values = [means[model].get(c, 0.0) for c in categories]
-        bars = ax.barh(ys, values, height=band * 0.9, label=model, color=f"C{i % 10}")
+        bars = ax.barh(ys, values, height=band * 0.9, label=label(model), color=f"C{i % 10}")
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
-    ax.set_yticks([c + band * (len(models) - 1) / 2 for c in range(len(categories))], categories, fontsize=8)
+    ax.set_yticks(
+        [c + band * (len(models) - 1) / 2 for c in range(len(categories))],
+        [label(c) for c in categories],
+        fontsize=8,
+    )
     ax.invert_yaxis()
     ax.set_xlabel("mean per-sample score (%)", fontsize=8)
     ax.set_xlim(0, max(105.0, *(v * 1.1 for m in means.values() for v in m.values())))
-    ax.set_title(f"{task}: by category", fontsize=10)
+    ax.set_title(label(f"{task}: by category"), fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
     if len(models) > 1:
         ax.legend(fontsize=7, loc="best")

@@ -20,13 +20,13 @@ from typing import Any
 from evalkit.fs import atomic_write
 from evalkit.records import PREDICTIONS, Prediction, RunRecord, iter_run_records, read_predictions
 from evalkit.reports.charts import category_chart
-from evalkit.reports.samples import PRIORITY, Outcome, counts, outcome, select
+from evalkit.reports.samples import PRIORITY, Outcome, counts, outcome, scored, select
 from evalkit.reports.table import LIMITED, LIMITED_NOTE, collect, fmt, wide
 from evalkit.reports.thumbnails import Thumb, Thumbnails
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEXT_LIMIT = 4000  # characters of a prompt or output embedded; the rest is cut, and the page says how much
-FILTERS = (Outcome.WRONG, Outcome.UNPARSED, Outcome.FAILED)  # always offered; others when present
+FILTERS = (Outcome.WRONG, Outcome.UNPARSED, Outcome.FAILED)  # offered (wrong: if scored); others when present
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,14 @@ class Run:
     rows: list[Row]
     filters: list[tuple[Outcome, int]]  # the filter buttons: outcome and embedded rows with it
     image_note: str | None
+    keyed: bool  # whether the run was scored (its metrics hold its primary); False: no answer key
 
 
 @dataclass(frozen=True)
 class TaskSection:
     name: str
     anchor: str
-    chart: str | None  # a PNG data URI
+    chart: str | None  # a PNG data URI; runs without their primary metric (no answer key) are left out
     runs: list[Run]
 
 
@@ -146,7 +147,8 @@ def task_sections(results: Path, thumbnails: Thumbnails, samples: int) -> list[T
             _run(f"run-{n}-{i}", path, record, records[path], thumbnails, samples)
             for i, (path, record) in enumerate(runs)
         ]
-        chart = category_chart(task, {path.parent.parent.name: records[path] for path, _ in runs})
+        charted = {path.parent.parent.name: records[path] for path, record in runs if scored(record)}
+        chart = category_chart(task, charted) if charted else None
         sections.append(TaskSection(task, f"task-{_anchor(task)}", chart, views))
     return sections
 
@@ -159,30 +161,33 @@ def _run(
     anchor: str, path: Path, record: RunRecord, records: list[Prediction], thumbnails: Thumbnails, cap: int
 ) -> Run:
     source = thumbnails.source(record)
-    chosen = select(records, cap)
+    keyed = scored(record)
+    chosen = select(records, cap, keyed)
     rows = [
         Row(
             id=p.id,
             prompt=_cut(p.prompt),
             output=_cut(p.output),
             answer=p.answer,
-            target=None if p.meta.get("target") is None else str(p.meta["target"]),
+            target=str(p.meta["target"]) if keyed and p.meta.get("target") not in (None, "") else None,
             score=p.score,
             parse=p.parse,
             error=p.error,
-            outcome=outcome(p),
+            outcome=outcome(p, keyed),
             thumb=thumbnails.thumb(source, p.id),
         )
         for p in chosen
     ]
-    shown = counts(chosen)
-    filters = [(o, shown[o]) for o in PRIORITY if o in FILTERS or shown[o]]
+    shown = counts(chosen, keyed)
+    offered = FILTERS if keyed else tuple(o for o in FILTERS if o is not Outcome.WRONG)
+    filters = [(o, shown[o]) for o in PRIORITY if o in offered or shown[o]]
     return Run(
         anchor=anchor,
         model=path.parent.parent.name,
         provenance=provenance(record),
         settings=[(k, _text(v)) for k, v in sorted(record.model_cfg.items())],
-        counts=counts(records),
+        counts=counts(records, keyed),
+        keyed=keyed,
         total=len(records),
         rows=rows,
         filters=filters,

@@ -63,7 +63,18 @@ def test_reads_test_files_with_the_released_answer_file(tmp_path: Path) -> None:
 def test_a_filled_answer_column_reads_the_same(tmp_path: Path) -> None:
     from_file = load(write_mmmu_test(tmp_path / "file").parent)
     from_column = load(write_mmmu_test(tmp_path / "column", answers="parquet").parent)
-    assert {i: s.target for i, s in from_column.items()} == {i: s.target for i, s in from_file.items()}
+
+    def scoring(sample: Sample) -> tuple[object, ...]:
+        return sample.id, sample.question, sample.target, sample.meta, len(sample.images)  # meta: answer_list
+
+    assert list(from_column) == list(from_file) == IDS
+    assert [scoring(s) for s in from_column.values()] == [scoring(s) for s in from_file.values()]
+    assert from_column["test_Math_2"].meta["answer_list"] == ["24/7", "always"]  # the column's literal list
+    for protocol in ("llava", "lmms-eval", "vlmevalkit"):
+        scores = [[predict(s[i], REPLIES[i], protocol).score for i in IDS] for s in (from_file, from_column)]
+        assert scores[0] == scores[1], protocol
+    # lmms-eval: "24/7" is one of the released golds, from the file or the column alike
+    assert predict(from_column["test_Math_2"], "24/7", "lmms-eval").score == 1.0
 
 
 def test_published_answers_score_as_validation_by_hand(tmp_path: Path) -> None:
@@ -117,6 +128,15 @@ def test_answer_file_problems_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"Accounting/test-00000-of-00001\.parquet: row 2: answer 'A', but "
                        r"answer_dict_test\.json gives 'C'"):  # fmt: skip
         TEST.load(folder)
+    # lists compare too: the column's "['24/7', 'always']" is not the file's ["24/7"]
+    golds = {item.id: gold for item, gold in MMMU_TEST} | {"test_Math_2": ["24/7"]}
+    (folder / "answer_dict_test.json").write_text(json.dumps(answer_dict(golds)))
+    with pytest.raises(InputError, match=r"Math/test-00000-of-00001\.parquet: row 2: answer \['24/7', "
+                       r"'always'\], but answer_dict_test\.json gives \['24/7'\]"):  # fmt: skip
+        TEST.load(folder)
+    golds = {item.id: gold for item, gold in MMMU_TEST} | {"test_Math_2": [" 24/7", "always "]}
+    (folder / "answer_dict_test.json").write_text(json.dumps(answer_dict(golds)))
+    assert load(folder.parent)["test_Math_2"].meta["answer_list"] == [" 24/7", "always "]  # agree, stripped
     (folder / "answer_dict_test.json").write_text(json.dumps({"test_Math_1": {"question_type": "open"}}))
     with pytest.raises(
         InputError, match=r"answer_dict_test\.json: test_Math_1: missing field\(s\) ground_truth"
@@ -203,3 +223,12 @@ def test_a_validation_run_exports_the_same_form(tmp_path: Path) -> None:
     answers = json.loads(path.read_text())
     assert list(answers) == list(samples) and answers["validation_Art_Theory_1"] == "B"
     assert answers["validation_Math_1"] == "x = 3.5" and answers["validation_Accounting_2"] == ""
+
+
+def test_an_answer_file_for_no_test_question_is_refused(tmp_path: Path) -> None:
+    """The val dict renamed answer_dict_test.json: its ids answer none of the test questions."""
+    folder = write_mmmu_test(tmp_path)
+    golds = {item.id.replace("test_", "validation_"): gold for item, gold in MMMU_TEST}
+    (folder / "answer_dict_test.json").write_text(json.dumps(answer_dict(golds)))
+    with pytest.raises(InputError, match=r"answer_dict_test\.json: answers none of the 6 test questions$"):
+        TEST.load(folder)
