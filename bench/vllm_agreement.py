@@ -63,13 +63,22 @@ def main(argv: list[str] | None = None) -> None:
             "vllm", args.vllm_model, args, ["--tensor-parallel-size", str(args.tensor_parallel_size)]
         ),
     }
+    from evalkit.errors import InputError
     from evalkit.reports.compare import compare_runs  # no vllm needed to compare
 
     rows = []
     print(f"\n{'task':<18}{'paired':>8}{'same reply':>12}{'same score':>12}{'hf':>9}{'vllm':>9}  test")
     for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
-        c = compare_runs(args.output / "hf" / task, args.output / "vllm" / task)
+        try:
+            c = compare_runs(args.output / "hf" / task, args.output / "vllm" / task)
+        except InputError as exc:  # no sample scored in both runs (all failed, say): nothing to compare
+            rows.append({"task": task, "paired": 0, "error": str(exc)})
+            print(f"{task:<18}{0:>8}  nothing to compare: {exc}")
+            continue
         rows.append({"task": c.task, **{k: v for k, v in vars(c).items() if k != "task"}})
+        if not c.paired:  # guards the shares below
+            print(f"{c.task:<18}{0:>8}  no sample scored in both runs")
+            continue
         reply, score = 100 * c.same_reply / c.paired, 100 * c.same_score / c.paired
         print(
             f"{c.task:<18}{c.paired:>8}{reply:>11.1f}%{score:>11.1f}%{c.mean_a:>9.4g}{c.mean_b:>9.4g}"

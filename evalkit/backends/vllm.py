@@ -172,11 +172,15 @@ class RequestBuilder:
     def stops(self, template: str | None) -> tuple[int, ...]:
         return tuple(sorted(self.stop_ids | template_stop_ids(self.tokenizer, template)))
 
-    def build(self, request: Request) -> EngineRequest | Failure:
+    def build(self, request: Request) -> EngineRequest:
+        """Raises ConfigError for a request with more images than the engine was started for: vLLM would
+        refuse every such request (each a failed, wrong-scored sample, failing again on resume), so the
+        run stops before generating and says what to set."""
         if len(request.images) > self.max_images:
-            return Failure(
-                f"{len(request.images)} images, more than the vllm backend takes per prompt "
-                f"({self.max_images}; max_images: in the model config)"
+            n = len(request.images)
+            raise ConfigError(
+                f"sample {request.id!r} has {n} images; the vllm engine takes at most {self.max_images} "
+                f"per prompt: set max_images: {n} (or the task's largest count) in the model config"
             )
         text = self.text(request)
         ids = None
@@ -187,6 +191,16 @@ class RequestBuilder:
         return EngineRequest(
             request.id, text, ids, list(request.images), request.max_new_tokens, self.stops(request.template)
         )
+
+
+TOO_LONG = ("longer than the maximum model length", "too long")  # vLLM's messages for an over-long prompt
+
+
+def is_too_long(exc: ValueError) -> bool:
+    """Whether vLLM refused one request for its length (the prompt, or prompt plus images, exceeds
+    max_model_len): a per-request refusal. Any other ValueError is the run's, not a request's."""
+    text = str(exc).lower()
+    return any(marker in text for marker in TOO_LONG)
 
 
 class Engine(Protocol):
@@ -266,20 +280,20 @@ class VLLMBackend(Backend):
     def image_mode(self, requested: str) -> str:
         return self.builder.image_mode(requested)
 
-    def prepare(self, batch: list[Request]) -> list[EngineRequest | Failure]:
-        return [self.builder.build(r) for r in batch]
+    def prepare(self, batch: list[Request]) -> list[EngineRequest]:
+        return [self.builder.build(r) for r in batch]  # ConfigError: more images than the engine takes
 
-    def generate(self, prepared: list[EngineRequest | Failure]) -> list[str | Failure]:
-        ready = [p for p in prepared if isinstance(p, EngineRequest)]
-        replies = dict(zip((r.id for r in ready), self._generate(ready), strict=True))
-        return [p if isinstance(p, Failure) else replies[p.id] for p in prepared]
+    def generate(self, prepared: list[EngineRequest]) -> list[str | Failure]:
+        return self._generate(prepared)
 
     def _generate(self, requests: list[EngineRequest]) -> list[str | Failure]:
         if not requests:
             return []
         try:
             ids = self.engine.generate(requests)
-        except ValueError as exc:  # vLLM refuses a request it cannot take (too long, ...): the whole call
+        except ValueError as exc:  # vLLM validates each request before scheduling any: the whole call fails
+            if not is_too_long(exc):
+                raise  # systematic (a bad sampling parameter, ...): every request would fail the same way
             if len(requests) == 1:
                 return [Failure(f"vLLM refused the request: {_first_line(exc)}")]
             return [reply for r in requests for reply in self._generate([r])]

@@ -42,7 +42,7 @@ def json_list(path: Path, key: str, expected: str) -> Iterator[Any]:
     with open_binary(path) as handle:
         source = _Source(handle)
         try:
-            if not _list_at(_parser.parse(source, buf_size=_CHUNK), key):
+            if not _list_at(_parser.parse(source, buf_size=_CHUNK, use_float=True), key):
                 raise InputError(f"{path}: expected {expected}")
         except JSONError as exc:
             raise _malformed(path, source.offset, exc) from None
@@ -102,7 +102,7 @@ def _malformed(path: Path, read: int, exc: Exception) -> InputError:
     with open_binary(path) as handle:
         source = _Source(handle, slow_from=max(0, read - 2 * _CHUNK))
         try:
-            for _ in _parser.basic_parse(source, buf_size=_CHUNK):
+            for _ in _parser.basic_parse(source, buf_size=_CHUNK, use_float=True):  # as json_list parses
                 pass
         except JSONError:
             pass

@@ -239,27 +239,53 @@ def test_a_run_pads_images_decodes_replies_and_resumes(
     assert run_task(get_task("pope"), settings, again).n == record.n and not again.loaded
 
 
-def test_too_many_images_and_a_refused_request_fail_alone(folders: dict[str, Path]) -> None:
+def test_a_too_long_request_fails_alone_and_other_refusals_stop_the_run(folders: dict[str, Path]) -> None:
     builder = RequestBuilder.from_folder(folders["tiny"])
     engine = ScriptedEngine(builder.tokenizer, refuse="TOO LONG")
     backend = VLLMBackend(builder, engine)
     image = Image.new("RGB", (32, 32))
     batch = [
         Request("ok", [image], "Is it red?", 4, "vicuna_v1", "llava"),
-        Request("two", [image, image], "Is it red?", 4, "vicuna_v1", "llava"),
         Request("long", [image], "TOO LONG", 4, "vicuna_v1", "llava"),
         Request("ok2", [image], "Is it blue?", 4, "vicuna_v1", "llava"),
     ]
-    ok, two, long, ok2 = backend.generate(backend.prepare(batch))
+    ok, long, ok2 = backend.generate(backend.prepare(batch))
     assert isinstance(ok, str) and isinstance(ok2, str) and ok.strip() == "Yes"
-    assert (
-        isinstance(two, Failure) and "2 images, more than the vllm backend takes per prompt (1" in two.reason
-    )
     assert isinstance(long, Failure)
     assert (
         long.reason == "vLLM refused the request: The decoder prompt is longer than the maximum model length"
     )
     assert [r.id for r in engine.seen] == ["ok", "ok2"]
+
+    def bad_parameter(requests: Sequence[EngineRequest]) -> list[list[int]]:
+        engine.calls += 1
+        raise ValueError("temperature must be non-negative, got -1.0.")
+
+    engine.calls = 0
+    engine.generate = bad_parameter  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="temperature must be non-negative"):
+        backend.generate(backend.prepare(batch))
+    assert engine.calls == 1  # not retried one request at a time
+
+
+def test_more_images_than_the_engine_takes_stop_before_generating(folders: dict[str, Path]) -> None:
+    builder = RequestBuilder.from_folder(folders["tiny"])
+    engine = ScriptedEngine(builder.tokenizer)
+    backend = VLLMBackend(builder, engine)
+    image = Image.new("RGB", (32, 32))
+    batch = [
+        Request("ok", [image], "Is it red?", 4, "vicuna_v1", "llava"),
+        Request("two", [image, image], "Is it red?", 4, "vicuna_v1", "llava"),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        backend.prepare(batch)
+    assert str(caught.value) == (
+        "sample 'two' has 2 images; the vllm engine takes at most 1 per prompt: set max_images: 2 "
+        "(or the task's largest count) in the model config"
+    )
+    assert engine.calls == 0
+    wider = VLLMBackend(RequestBuilder.from_folder(folders["tiny"], max_images=2), engine)
+    assert all(isinstance(r, str) for r in wider.generate(wider.prepare(batch)))
 
 
 def test_vllm_prefix_config_and_tensor_parallel_option(tmp_path: Path) -> None:

@@ -243,6 +243,25 @@ def test_a_bad_token_far_into_a_file_gives_its_line_and_byte(tmp_path: Path, bac
     assert message.startswith(f"{path}:{line}: malformed JSON at byte {stop} ("), message
 
 
+def test_an_integer_beyond_64_bits_far_into_a_file_gives_its_line(tmp_path: Path) -> None:
+    """The C parser (use_float=True, as json_list reads) refuses it; the parse that locates the error must
+    read numbers the same way, or it runs past the number and reports the file's end."""
+    many = [{"question_id": 1000 + k, "question": f"Question {k}?"} for k in range(4000)]
+    many[3900]["question_id"] = 2**70
+    text = json.dumps({"questions": many}, indent=2)  # ~300 KB: past the parser's first chunks
+    path = tmp_path / "big-int.json"
+    path.write_text(text, encoding="utf-8")
+    at = text.index(str(2**70))
+    line = text[:at].count("\n") + 1
+    with pytest.raises(InputError) as caught:
+        list(json_list(path, "questions", "-"))
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}: malformed JSON at byte "), message
+    assert "integer overflow" in message and "at its end" not in message
+    offset = int(message.split("at byte ")[1].split(" ")[0])
+    assert at <= offset <= at + len(str(2**70))
+
+
 def test_bytes_that_are_not_utf8_are_named(tmp_path: Path, backend: str) -> None:
     folder = write_edge_cases(tmp_path)
     path = folder / QUESTIONS
