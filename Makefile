@@ -19,7 +19,7 @@ test: install
 lint:
 	ruff check . && ruff format --check .
 
-# Every bench script at a small size, so that a broken one fails the build (~1.5 min on 2 cores); the
+# Every bench script at a small size, so that a broken one fails the build (~30 s on 2 cores); the
 # full sizes are each script's defaults (see its docstring; bench/gpu_throughput.py wants a CUDA GPU).
 # vllm_agreement needs a GPU and vLLM: here its --help only checks that it still imports and parses.
 BENCH_SMALL = \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,15 @@ def with_tokens(task: Task, protocol: str, tokens: int) -> Task:
     return replace(task, variants={protocol: replace(task.variant(protocol), max_new_tokens=tokens)})
 
 
-def prepare_batches(
-    backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava"
-) -> list[Any]:
-    """The task's samples as the runner batches them (same order, same members), prepared for `generate`:
-    images decoded and in the protocol's image mode, prompts templated and tokenized the protocol's way."""
+def prepared(backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava") -> Iterator[Any]:
+    """The task's samples as the runner batches them (same order, same members), prepared for `generate`
+    one batch at a time: images decoded and in the protocol's image mode, prompts templated and tokenized
+    the protocol's way."""
     p = get_protocol(protocol)
     variant = task.variant(protocol)
     mode = backend.image_mode(variant.image_mode or p.image_mode)
     prompt, tokens = variant.prompt, variant.max_new_tokens
     assert prompt is not None and tokens is not None  # Task.variant fills both in
-    batches = []
     for chunk in make_batches(task.load(root / task.folder).samples, variant, size):
         requests = []
         for s in chunk:
@@ -43,8 +42,23 @@ def prepare_batches(
             if mode == "pad":
                 images = [expand_to_square(img, backend.pad_colour) for img in images]
             requests.append(Request(s.id, images, prompt(s), tokens, p.template, p.tokenization))
-        batches.append(backend.prepare(requests))
-    return batches
+        yield backend.prepare(requests)
+
+
+def prepare_batches(
+    backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava"
+) -> list[Any]:
+    """Every batch of `prepared`, made before any clock starts."""
+    return list(prepared(backend, task, root, size, protocol))
+
+
+def inline_loop(backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava") -> float:
+    """samples/s of the loop a user writes: each batch's images read, processed, then generated, in turn."""
+    start, rows = time.perf_counter(), 0
+    for batch in prepared(backend, task, root, size, protocol):
+        backend.generate(batch)
+        rows += int(batch[0]["input_ids"].shape[0])
+    return rows / (time.perf_counter() - start)
 
 
 def bare_loop(backend: HFBackend, batches: list[Any]) -> float:
