@@ -380,7 +380,10 @@ def _bar_progress(bar: Progress) -> Callable[[str, int, int], None]:
     if not bar.console.is_terminal:
         from evalkit.progress import LineProgress
 
-        every = float(os.environ.get("EVALKIT_PROGRESS_SECONDS") or 30)
+        try:
+            every = float(os.environ.get("EVALKIT_PROGRESS_SECONDS") or 30)
+        except ValueError:
+            raise ConfigError("EVALKIT_PROGRESS_SECONDS must be a number of seconds") from None
         return LineProgress(lambda line: bar.console.print(line, markup=False, highlight=False), every)
     bars: dict[str, TaskID] = {}
 

@@ -7,6 +7,7 @@ which needs `--data-root`; ids shared by several questions (MME pairs) are told 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from evalkit.records import (
     RunRecord,
     atomic_write,
     read_predictions,
+    read_run_record,
     rewrite_predictions,
 )
 from evalkit.scoring.judge import Judge
@@ -188,6 +190,9 @@ def rescore_file(
         source=str(path),
     )
     record = stages.run_record(task, chosen, judged.records, metrics, provenance, judged.info)
+    if manifest is not None and (run := path.parent / METRICS).is_file():  # a --limit run stays marked
+        with contextlib.suppress(InputError):
+            record = record.model_copy(update={"limit": read_run_record(run).limit})
     return Rescored(task, chosen, path, judged.records, metrics, record)
 
 

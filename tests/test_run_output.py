@@ -85,6 +85,11 @@ def test_log_progress_combined_table_and_limit_marks(tmp_path: Path) -> None:
     assert f"{smoke['metrics'][smoke['primary']]:.2f}†" in rows["smoke"]
     assert "†" not in rows["tiny-test"]
     assert "† a --limit run" in table.stdout
+    smoke_records = out / "smoke" / "pope" / "predictions.jsonl"
+    rescored = evalkit("score", "--task", "pope", "--predictions", str(smoke_records),
+                       "--output", str(tmp_path / "rescored"))  # fmt: skip
+    assert rescored.returncode == 0, rescored.stderr
+    assert json.loads((tmp_path / "rescored" / "metrics.json").read_text())["limit"] == 5  # still marked
     long = evalkit("table", str(out), "--layout", "long", "--format", "csv")
     header, *lines = long.stdout.splitlines()
     assert header.endswith(",limit")

@@ -151,3 +151,29 @@ def test_table_of_one_model_folder(results: tuple[Path, dict[str, str]]) -> None
     assert result.stdout.splitlines()[2].startswith("| ShareGPT4V-7B | Vicuna-7B |")
     wide = evalkit("table", str(out / "sharegpt4v-7b"), env=env)
     assert wide.returncode == 0 and wide.stdout.splitlines()[2].startswith("| sharegpt4v-7b |")
+
+
+def test_blank_and_limited_runs_are_marked_and_never_set_beside_the_paper(
+    results: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """A blank-image run of a config-named model is its own, named row with no published numbers; a --limit
+    run's cells carry † and are not compared with the full benchmark's published value."""
+    out, env = results
+    data = out.parent / "data"
+    for extra in (["--blank-images", "--name", "sharegpt4v-7b+blank"], ["--limit", "6", "--name", "smoke"]):
+        args = ["run", "--model", "sharegpt4v-7b", "--tasks", "mme", "--protocol", "llava", *extra]
+        done = evalkit(*args, "--data-root", str(data), "--output", str(tmp_path), env=env)
+        assert done.returncode == 0, done.stderr
+    result = evalkit("table", str(tmp_path), "--layout", "zoo", "--compare", "published", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines()[2:] if "|" in line
+    }
+    blank = rows["ShareGPT4V-7B (blank images)"]
+    perception = json.loads((tmp_path / "sharegpt4v-7b+blank" / "mme" / "metrics.json").read_text())
+    assert blank[5].strip() == f"{perception['metrics']['perception']:.1f}"  # no "(published, difference)"
+    smoke = rows["ShareGPT4V-7B"]  # the folder "smoke" is the config's model, limited
+    limited = json.loads((tmp_path / "smoke" / "mme" / "metrics.json").read_text())
+    assert limited["limit"] == 6
+    assert smoke[5].strip() == f"{limited['metrics']['perception']:.1f}†"
+    assert "† a --limit run" in result.stdout

@@ -77,6 +77,8 @@ def with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 def fmt(value: object) -> str:
     if value is pd.NA:
         return ""
+    if value is None:  # a pivot's empty cell among marked (text) values
+        return "-"
     if isinstance(value, float):
         return "-" if value != value else f"{value:.2f}"  # NaN: no value (never shown as 0)
     return str(value)

@@ -21,6 +21,7 @@ import yaml
 
 from evalkit.errors import ConfigError, InputError
 from evalkit.records import RunRecord, iter_run_records
+from evalkit.reports.table import LIMITED, LIMITED_NOTE
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 MISSING = "-"
@@ -139,15 +140,19 @@ def zoo_rows(results: Path, layout: Layout, compare: bool = False) -> list[dict[
     reference = published(layout.published)["rows"] if compare and layout.published else {}
     rows = []
     for folder, records in sorted(by_folder.items()):
-        model = next(iter(records.values())).model
-        row, key = _identity(layout, folder, model)
+        first = next(iter(records.values()))
+        row, key = _identity(layout, folder, first.model)
+        if any(r.generation.get("blank_images") for r in records.values()):  # an ablation, not the model
+            row = {k: f"{v} (blank images)" if k in ("Name", "Model") else v for k, v in row.items()}
+            key = None  # never set beside the paper's numbers
         theirs = reference.get(key, {}).get("values", {}) if key else {}
         for column in layout.columns:
             record = records.get(column.task)
             text, ours = _cell(column, record)
-            if compare and column.header in theirs:
+            limited = record is not None and record.limit is not None and text != MISSING
+            if compare and column.header in theirs and not limited:
                 text = _beside(text, ours, theirs[column.header], column.decimals, _interval(column, record))
-            row[column.header] = text
+            row[column.header] = text + LIMITED if limited else text
         rows.append(row)
     return rows
 
@@ -167,14 +172,16 @@ def render_zoo(results: Path, name: str, fmt_name: str, compare: bool = False) -
     layout = get_layout(name)
     rows = zoo_rows(results, layout, compare)
     frame = pd.DataFrame(rows, columns=[*layout.identity, *(c.header for c in layout.columns)])
-    marked = compare and any(row[c.header].endswith(f"{OUTSIDE})") for row in rows for c in layout.columns)
+    cells = [row[c.header] for row in rows for c in layout.columns]
+    notes = [OUTSIDE_NOTE] if compare and any(c.endswith(f"{OUTSIDE})") for c in cells) else []
+    notes += [LIMITED_NOTE] if any(c.endswith(LIMITED) for c in cells) else []
     if fmt_name == "csv":
         return frame.to_csv(index=False)
     if fmt_name == "html":
         from evalkit.reports.table import to_html
 
-        return to_html(frame, OUTSIDE_NOTE if marked else "")
+        return to_html(frame, " ".join(notes))
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n" + (f"\n{OUTSIDE_NOTE}\n" if marked else "")
+    return "\n".join([header, rule, *body]) + "\n" + "".join(f"\n{note}\n" for note in notes)

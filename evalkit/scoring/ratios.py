@@ -10,6 +10,7 @@ only where it reproduces the aggregate on the data.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -64,8 +65,11 @@ class Ratios:
             found = [out[p] for p in parts]
             if how == "sum":
                 out[key] = np.round(sum((np.nan_to_num(f) for f in found), np.zeros(len(top))), 6)
-            else:
-                out[key] = np.round(sum(found, np.zeros(len(top))) / len(found), 6)
+            else:  # the mean of the parts present, as the aggregates average the groups a resample holds
+                stacked = np.vstack(found) if found else np.full((1, len(top)), np.nan)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a resample holding none of them: NaN
+                    out[key] = np.round(np.nanmean(stacked, axis=0), 6)
         return out
 
     def evaluate(self, counts: np.ndarray) -> dict[str, np.ndarray]:

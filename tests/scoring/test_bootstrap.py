@@ -118,7 +118,9 @@ def test_seeded_and_deterministic() -> None:
     }
     assert first != ci95(records, aggregate, resamples=200, seed=1)
     vectorised = ci95(records, aggregate, Unit(vectorised=accuracy_ratios("answer_type")), resamples=200)
-    assert vectorised == pytest.approx(first, abs=2e-6)
+    assert vectorised.keys() == first.keys()
+    for key, interval in first.items():  # per key: pytest 9.2's approx takes no tuples inside a dict
+        assert vectorised[key] == pytest.approx(interval, abs=2e-6), key
 
 
 def _mmbench(questions: int, seed: int = 0) -> list[Prediction]:
@@ -193,6 +195,9 @@ TWINS: dict[str, tuple[str, str, Callable[[], list[Prediction]]]] = {
     "hallusionbench, vlmevalkit groups": ("hallusionbench", "vlmevalkit", partial(_hallusion, 80)),
     "mmstar": ("mmstar", "llava", partial(_mmstar, 600)),
     "mmstar, macro": ("mmstar", "lmms-eval", partial(_mmstar, 600)),
+    # 12 questions over 6 l2 categories: many resamples miss one, and the macro means average those present
+    "mmstar, small (l2 categories missing from resamples)": ("mmstar", "lmms-eval", partial(_mmstar, 12)),
+    "mmstar llava, small": ("mmstar", "llava", partial(_mmstar, 12)),
 }
 
 
@@ -211,7 +216,8 @@ def test_each_twin_gives_what_reaggregation_gives_on_the_same_draws(case: str) -
         values,
     ) in slow.values.items():  # 2e-6: percents rounded to 6 decimals after sums in another order
         np.testing.assert_allclose(fast.values[key], values, rtol=0, atol=2e-6, equal_nan=True, err_msg=key)
-        assert np.std(values) > 0 or key in ("code_reasoning", "cognition"), key  # the draws do vary
+        varies = np.nanstd(values) > 0 or key in ("code_reasoning", "cognition") or len(records) < 50
+        assert varies, key  # the draws do vary (a tiny set's small categories may all score alike)
 
 
 def test_grouped_accuracy_is_recognised_through_wrappers() -> None:
