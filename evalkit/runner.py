@@ -263,5 +263,7 @@ def _run_locked(
             raise ConfigError(f"{store.metrics}: rank 0 did not write this task's metrics")
         return final
     record = _finish(job, backend, started, seconds)
+    if progress:  # under data parallelism rank 0's count is extrapolated: the end is said when it is known
+        progress(task.name, len(job.samples), len(job.samples))
     world.barrier()
     return record
