@@ -143,7 +143,9 @@ def zoo_rows(results: Path, layout: Layout, compare: bool = False) -> list[dict[
         first = next(iter(records.values()))
         row, key = _identity(layout, folder, first.model)
         if any(r.generation.get("blank_images") for r in records.values()):  # an ablation, not the model
-            row = {k: f"{v} (blank images)" if k in ("Name", "Model") else v for k, v in row.items()}
+            for k in ("Name", "Model"):  # a config's display name is told apart; "+blank" in a name says it
+                if k in row and "+blank" not in row[k]:
+                    row[k] = f"{row[k]} (blank images)"
             key = None  # never set beside the paper's numbers
         theirs = reference.get(key, {}).get("values", {}) if key else {}
         for column in layout.columns:
