@@ -359,8 +359,13 @@ def sweep(
     if done:
         from evalkit.reports.html import write_report
 
-        tables = write_tables(plan)
-        out.print(render(plan.output, plan.tables[0], "md"), markup=False)
+        skipped: list[str] = []
+        tables = write_tables(plan, skipped)
+        shown = next((t for t in plan.tables if all(not s.startswith(f"table {t} ") for s in skipped)), None)
+        if shown is not None:
+            out.print(render(plan.output, shown, "md"), markup=False)
+        for problem in skipped:
+            out.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
         out.print(f"tables: {tables}")
         page = write_report(plan.output, plan.output / "report.html", data_root=root)
         out.print(f"report: {page} ({page.stat().st_size / 1024:.0f} KiB)")

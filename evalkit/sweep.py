@@ -240,18 +240,24 @@ def check_protocols(sweep: SweepFile) -> None:
         raise ConfigError("the sweep names no tasks")
 
 
-def write_tables(sweep: SweepFile) -> Path:
+def write_tables(sweep: SweepFile, skipped: list[str] | None = None) -> Path:
     """Every layout the sweep names, as md, csv and html under `<output>/tables/` (a paper's layout also with
-    its published numbers beside ours); returns the folder."""
+    its published numbers beside ours); returns the folder. A layout with nothing to show (no results under
+    its protocol) is left out, and why is added to `skipped`, so one table never hides the others."""
     from evalkit.fs import atomic_write
     from evalkit.reports.table import render
 
     tables = sweep.output / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     for layout in sweep.tables:
-        for fmt_name in ("md", "csv", "html"):
-            atomic_write(tables / f"{layout}.{fmt_name}", render(sweep.output, layout, fmt_name))
-            if layout not in ("wide", "long"):  # a paper's table: also with its published numbers
-                compared = render(sweep.output, layout, fmt_name, compare=True)
-                atomic_write(tables / f"{layout}-vs-published.{fmt_name}", compared)
+        try:
+            for fmt_name in ("md", "csv", "html"):
+                atomic_write(tables / f"{layout}.{fmt_name}", render(sweep.output, layout, fmt_name))
+                if layout not in ("wide", "long"):  # a paper's table: also with its published numbers
+                    compared = render(sweep.output, layout, fmt_name, compare=True)
+                    atomic_write(tables / f"{layout}-vs-published.{fmt_name}", compared)
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"table {layout} not written: {exc}")
     return tables

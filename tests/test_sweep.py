@@ -154,3 +154,24 @@ def test_demo_sweep_reads_its_folders_from_the_environment() -> None:
     defaults = load_sweep(path, {})  # a checkout's root after `make demo`
     assert defaults.models[0].model == "results-demo/tiny-llava"
     assert (defaults.data_root, defaults.output) == (Path("evalkit/demo/data"), Path("results-demo/results"))
+
+
+def test_a_paper_table_with_nothing_to_show_leaves_the_others(tmp_path: Path) -> None:
+    """The zoo layout's numbers are protocol llava's: a sweep run only under lmms-eval has none, so that
+    table is left out with its reason, while the wide table and the report are still written."""
+    data = tmp_path / "data"
+    write_pope(data)
+    yes = _replies(tmp_path / "yes.json", "Yes")
+    file = _sweep(
+        tmp_path,
+        f"models: [scripted:{yes}]\ntasks: pope\nprotocol: lmms-eval\ndata_root: {data}\n"
+        f"output: {tmp_path / 'out'}\ntables: [zoo, wide]\n",
+    )
+    result = evalkit("sweep", str(file), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "table zoo not written:" in result.stdout and "no results made under protocol llava" in result.stdout
+    )
+    tables = tmp_path / "out" / "tables"
+    assert not (tables / "zoo.md").exists() and (tables / "wide.md").read_text().startswith("| model |")
+    assert (tmp_path / "out" / "report.html").is_file()
