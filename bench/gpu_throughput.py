@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import bare_loop, prepare_batches, runner, with_tokens
 
 from evalkit.backends.hf import HFBackend
-from evalkit.demo.tiny_model import CHAT_TEMPLATE, CLIP_MEAN, CLIP_STD, VICUNA_SYSTEM
+from evalkit.demo.tiny_model import CHAT_TEMPLATE, CLIP_MEAN, CLIP_STD, VICUNA_SYSTEM, llava_tokenizer
 from evalkit.protocols import SHORT
 from evalkit.registry import get_task
 from evalkit.task import Task
@@ -136,7 +136,6 @@ def build_tokenizer(corpus: list[str]) -> Any:
     Llama's tokenizer gives English prose), its ids padded with unused entries so that <image> is 32000
     and <pad> 32001, as in LLaVA-1.5-hf; <unk> <s> </s> are 0 1 2 and BOS is added, as Llama's does."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     trained = Tokenizer(models.BPE(unk_token="<unk>"))
     trained.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -155,17 +154,7 @@ def build_tokenizer(corpus: list[str]) -> Any:
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens(["<image>", "<pad>"])
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-        padding_side="left",
-        model_max_length=4096,
-        chat_template=CHAT_TEMPLATE,
-    )
+    return llava_tokenizer(tok, model_max_length=4096)
 
 
 IDS = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": IMAGE_TOKEN_ID + 1}

@@ -131,7 +131,13 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
     )
-    fast = PreTrainedTokenizerFast(
+    return llava_tokenizer(tok, model_max_length=512)
+
+
+def llava_tokenizer(tok: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A `tokenizers` model as a LLaVA-1.5-style transformers tokenizer: <s>/</s>/<unk>/<pad>, the <image>
+    token, left padding and the vicuna chat template."""
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="<unk>",
         bos_token="<s>",
@@ -139,10 +145,9 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},
         padding_side="left",
-        model_max_length=512,
+        model_max_length=model_max_length,
         chat_template=CHAT_TEMPLATE,
     )
-    return fast
 
 
 def _build_processor() -> LlavaProcessor:
