@@ -23,7 +23,7 @@ lint:
 # full sizes are each script's defaults (see its docstring; bench/gpu_throughput.py wants a CUDA GPU).
 # vllm_agreement needs a GPU and vLLM: here its --help only checks that it still imports and parses.
 BENCH_SMALL = \
-	"bench/runner_overhead.py --samples 32" \
+	"bench/runner_overhead.py --samples 32 --rounds 1" \
 	"bench/vqa_scoring.py --questions 20000" \
 	"bench/memory.py --questions 20000" \
 	"bench/gpu_throughput.py --tiny" \

@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evalkit.backends.base import Request
@@ -52,12 +54,34 @@ def prepare_batches(
     return list(prepared(backend, task, root, size, protocol))
 
 
-def inline_loop(backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava") -> float:
-    """samples/s of the loop a user writes: each batch's images read, processed, then generated, in turn."""
+def user_loop(backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava") -> float:
+    """samples/s of the loop a user writes: per batch, the images opened (and padded to a square where the
+    protocol does), `processor(text=..., images=...)`, `model.generate`, the replies decoded; one step after
+    another. The same prompt texts in the same batches as the runner (only the runner keeps LLaVA's
+    chunked tokenization)."""
+    p = get_protocol(protocol)
+    variant = task.variant(protocol)
+    mode = backend.image_mode(variant.image_mode or p.image_mode)
+    prompt, tokens = variant.prompt, variant.max_new_tokens
+    assert prompt is not None and tokens is not None
+    model, processor = backend.model, backend.processor
     start, rows = time.perf_counter(), 0
-    for batch in prepared(backend, task, root, size, protocol):
-        backend.generate(batch)
-        rows += int(batch[0]["input_ids"].shape[0])
+    for chunk in make_batches(task.load(root / task.folder).samples, variant, size):
+        images = [[load_image(ref) for ref in s.images] for s in chunk]
+        if mode == "pad":
+            images = [[expand_to_square(img, backend.pad_colour) for img in imgs] for imgs in images]
+        texts = [
+            backend.render(Request(s.id, imgs, prompt(s), tokens, p.template))
+            for s, imgs in zip(chunk, images, strict=True)
+        ]
+        inputs = processor(text=texts, images=images, padding=True, return_tensors="pt").to(backend.device)
+        with torch.inference_mode():
+            out = model.generate(
+                **inputs, do_sample=False, max_new_tokens=tokens, pad_token_id=backend.pad_id,
+                eos_token_id=sorted(backend.stop_ids),
+            )  # fmt: skip
+        processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        rows += len(chunk)
     return rows / (time.perf_counter() - start)
 
 

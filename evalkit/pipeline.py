@@ -11,6 +11,7 @@ keep `backend.window` requests in flight, results written as they complete.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import sys
@@ -122,9 +123,20 @@ def _arrays(value: Any, to_numpy: bool) -> Any:
     return value
 
 
-def _worker_init(worker_id: int) -> None:
-    """The fast tokenizer's thread pool, used by the runner before the fork, would deadlock in the worker."""
+def _worker_init(worker_id: int, background: bool = False) -> None:
+    """The fast tokenizer's thread pool, used by the runner before the fork, would deadlock in the worker.
+    `background` (the model generates on the CPU, its matmuls on every core): the worker takes one thread at
+    the lowest priority, so it runs on the cycles generation leaves idle (and on all of them while the
+    runner waits for a batch) instead of contending with generation's threads."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    if background:
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):  # no SCHED_IDLE here: the lowest nice value is the next best
+            os.nice(19)
 
 
 class _Batches:
@@ -258,7 +270,7 @@ class Pipeline:
             num_workers=1,
             prefetch_factor=2,
             multiprocessing_context="fork",
-            worker_init_fn=_worker_init,
+            worker_init_fn=functools.partial(_worker_init, background=self.backend.get().generates_on_cpu),
         )
         items = iter(loader)  # forks and starts preparing
 

@@ -55,6 +55,11 @@ class Backend:
     # then be plain data (tensors, numbers, strings) and it must not change the backend's state.
     prepare_in_process: ClassVar[bool] = False
 
+    @property
+    def generates_on_cpu(self) -> bool:
+        """Whether `generate` runs the model on this machine's CPU, whose every core its math then takes."""
+        return False
+
     def prepare(self, batch: list[Request]) -> Any:
         """CPU-side preparation run ahead of `generate` in a worker thread or process (default: nothing)."""
         return batch

@@ -86,6 +86,10 @@ class HFBackend(Backend):
             },
         )
 
+    @property
+    def generates_on_cpu(self) -> bool:
+        return self.device == "cpu"
+
     def _stop_ids(self, stop: list[str | int] | None) -> set[int]:
         return stop_ids(self.tokenizer, self.model.generation_config, stop)
 
@@ -107,9 +111,13 @@ class HFBackend(Backend):
         # one image list per request: processors that count images per sample (Gemma 3, Idefics3/SmolVLM,
         # ...) need the nesting to match each text's image tokens at batch > 1
         images = [list(r.images) for r in batch] if any(r.images for r in batch) else None
-        inputs = dict(self.processor(text=texts, images=images, padding=True, return_tensors="pt"))
+        llava = any(r.tokenization == "llava" for r in batch) and self._expands_image_token()
+        # under LLaVA's tokenization the processor sees only the image tokens (it gives the pixels and each
+        # image's run length); the text is tokenized once, chunk by chunk, below
+        asked = [_image_tokens(self.image_token, len(r.images)) for r in batch] if llava else texts
+        inputs = dict(self.processor(text=asked, images=images, padding=True, return_tensors="pt"))
         inputs.pop("labels", None)  # PaliGemma's processor adds training labels; generation takes none
-        if any(r.tokenization == "llava" for r in batch) and self._expands_image_token():
+        if llava:
             inputs.update(self._llava_tokens(texts, inputs["input_ids"], inputs["attention_mask"]))
         stops = frozenset(self.stop_ids | self.template_stops(batch[0].template))
         return inputs, max(r.max_new_tokens for r in batch), stops
@@ -121,19 +129,23 @@ class HFBackend(Backend):
         return expands_image_token(self.processor)
 
     def _llava_tokens(self, texts: list[str], joint: Any, mask: Any) -> dict[str, Any]:
-        """LLaVA's tokenization (`llava_token_ids`), each image the processor's run of image tokens. Left
-        padded."""
+        """LLaVA's tokenization (`llava_token_rows`), image i the processor's i-th run of image tokens
+        (`joint`: its ids for the image tokens alone). Left padded."""
+        import numpy as np
         import torch
 
-        rows: list[list[int]] = []
-        for text, ids, keep in zip(texts, joint.tolist(), mask.tolist(), strict=True):
-            runs = _runs([t for t, k in zip(ids, keep, strict=True) if k], self.image_token_id)
-            rows.append(llava_token_ids(self.tokenizer, text, self.image_token, self.image_token_id, runs))
+        runs = [
+            _runs([t for t, k in zip(ids, keep, strict=True) if k], self.image_token_id)
+            for ids, keep in zip(joint.tolist(), mask.tolist(), strict=True)
+        ]
+        rows = llava_token_rows(self.tokenizer, texts, self.image_token, self.image_token_id, runs)
         width = max(len(r) for r in rows)
-        return {
-            "input_ids": torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows]),
-            "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
-        }
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        keep = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row) :] = row
+            keep[i, width - len(row) :] = 1
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(keep)}
 
     def generate(self, prepared: tuple[dict[str, Any], int, frozenset[int]]) -> list[str | Failure]:
         inputs, max_new_tokens, stops = prepared
@@ -215,22 +227,43 @@ def expands_image_token(processor: Any) -> bool:
 def llava_token_ids(
     tokenizer: Any, text: str, image_token: str, image_token_id: int, runs: list[int]
 ) -> list[int]:
+    """LLaVA's `tokenizer_image_token` for one text (`llava_token_rows`)."""
+    return llava_token_rows(tokenizer, [text], image_token, image_token_id, [runs])[0]
+
+
+def llava_token_rows(
+    tokenizer: Any, texts: list[str], image_token: str, image_token_id: int, runs: list[list[int]]
+) -> list[list[int]]:
     """LLaVA's `tokenizer_image_token`: the text between images tokenized chunk by chunk (each chunk's BOS
     dropped but the first's), so a chunk starting "\\n" keeps the "▁" a Llama tokenizer puts before it;
-    image i becomes `runs[i]` copies of the image token."""
-    chunks = [tokenizer(chunk).input_ids for chunk in text.split(image_token)]
-    if len(runs) != len(chunks) - 1:  # adjacent images, or an image token written in the prompt
-        raise ConfigError(
-            f"cannot tokenize as LLaVA does: {len(chunks) - 1} {image_token} in the text but "
-            f"{len(runs)} image token runs (adjacent images, or {image_token} in a prompt?)"
-        )
-    offset = 1 if chunks[0][:1] == [tokenizer.bos_token_id] else 0
-    row = chunks[0][:1] if offset else []
-    for i, chunk in enumerate(chunks):
-        if i:
-            row += [image_token_id] * runs[i - 1]
-        row += chunk[offset:]
-    return row
+    image i of text j becomes `runs[j][i]` copies of the image token. Every chunk of every text is
+    tokenized in one call."""
+    split = [text.split(image_token) for text in texts]
+    for chunks, lengths in zip(split, runs, strict=True):
+        if len(lengths) != len(chunks) - 1:  # an image token written in the prompt
+            raise ConfigError(
+                f"cannot tokenize as LLaVA does: {len(chunks) - 1} {image_token} in the text but "
+                f"{len(lengths)} images ({image_token} written in a prompt?)"
+            )
+    flat = tokenizer([chunk for chunks in split for chunk in chunks]).input_ids
+    rows: list[list[int]] = []
+    start = 0
+    for chunks, lengths in zip(split, runs, strict=True):
+        ids = flat[start : start + len(chunks)]
+        start += len(chunks)
+        offset = 1 if ids[0][:1] == [tokenizer.bos_token_id] else 0
+        row = ids[0][:1] if offset else []
+        for i, chunk in enumerate(ids):
+            if i:
+                row += [image_token_id] * lengths[i - 1]
+            row += chunk[offset:]
+        rows.append(row)
+    return rows
+
+
+def _image_tokens(image_token: str, count: int) -> str:
+    """`count` image tokens apart from each other (so each image's run stays its own), for the processor."""
+    return " ".join([image_token] * count)
 
 
 def stop_ids(tokenizer: Any, generation_config: Any, stop: list[str | int] | None) -> set[int]:

@@ -36,8 +36,10 @@ class PidHF(HFBackend):
     unpicklable: bool = False
 
     def prepare(self, batch: list[Request]) -> Any:
-        with self.log.open("a") as f:
-            f.write(f"{os.getpid()}\n")
+        import torch
+
+        with self.log.open("a") as f:  # the process, its scheduling policy and its torch threads
+            f.write(f"{os.getpid()} {os.sched_getscheduler(0)} {torch.get_num_threads()}\n")
         if self.fail_on in {r.id for r in batch}:
             if self.unpicklable:
                 raise Unpicklable("f.json", 3)
@@ -65,7 +67,11 @@ def run(
     finally:
         backend.close()
     records = load_jsonl(out / "m" / "pope" / "predictions.jsonl")
-    return {r["id"]: r["output"] for r in records}, [int(x) for x in backend.log.read_text().split()]
+    return {r["id"]: r["output"] for r in records}, pids(backend.log)
+
+
+def pids(log: Path) -> list[int]:
+    return [int(line.split()[0]) for line in log.read_text().splitlines()]
 
 
 def test_worker_process_gives_the_threads_records(
@@ -90,8 +96,8 @@ def test_an_error_in_the_worker_is_raised_as_itself(setup: tuple[Path, Path], tm
     with pytest.raises(ConfigError) as raised:
         run(checkpoint, root, tmp_path / "out", fail_on=last)
     assert str(raised.value) == f"{last}: cannot prepare this one"
-    pids = [int(x) for x in (tmp_path / "out" / "pids.txt").read_text().split()]
-    assert len(pids) == len(batches) and pids[-1] != os.getpid()
+    seen = pids(tmp_path / "out" / "pids.txt")
+    assert len(seen) == len(batches) and seen[-1] != os.getpid()
 
 
 def test_an_error_that_cannot_cross_processes_is_named(setup: tuple[Path, Path], tmp_path: Path) -> None:
@@ -115,3 +121,32 @@ def test_a_parallel_tokenizer_setting_does_not_hang_the_worker(
     outputs, pids = run(checkpoint, root, tmp_path / "out")
     assert len(outputs) == 2 * len(pids) and pids[-1] != os.getpid()
     assert os.environ["TOKENIZERS_PARALLELISM"] == "true"  # the runner's own setting is left alone
+
+
+class OnAccelerator(PidHF):
+    """The same model, said to generate off the CPU (as on a GPU)."""
+
+    @property
+    def generates_on_cpu(self) -> bool:
+        return False
+
+
+def test_the_worker_yields_the_cpu_only_where_the_model_runs_on_it(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Where the model generates on the CPU its matmuls take every core: the worker then runs at idle priority
+    on one thread, taking the cycles generation leaves. Next to an accelerator it keeps normal priority."""
+    checkpoint, root = setup
+    run(checkpoint, root, tmp_path / "cpu")
+    here, *worker = [line.split() for line in (tmp_path / "cpu" / "pids.txt").read_text().splitlines()]
+    assert int(here[1]) == os.SCHED_OTHER
+    assert {(int(policy), int(threads)) for _, policy, threads in worker} == {(os.SCHED_IDLE, 1)}
+
+    backend = OnAccelerator(checkpoint, device="cpu")
+    backend.log = tmp_path / "gpu.txt"
+    settings = RunSettings(name="m", model=str(checkpoint), protocol=get_protocol("llava"), data_root=root,
+                           output=tmp_path / "gpu")  # fmt: skip
+    run_task(get_task("pope"), settings, LazyBackend(lambda: backend, batch_size=2))
+    lines = [line.split() for line in backend.log.read_text().splitlines()]
+    assert len({pid for pid, _, _ in lines}) == 2  # this process, then the worker
+    assert {int(policy) for _, policy, _ in lines} == {os.SCHED_OTHER}
