@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.backends.base import CLIP_MEAN_RGB, Backend, Failure, Request
+from evalkit.backends.malloc import keep_freed_memory
 from evalkit.errors import ConfigError
 from evalkit.models import check_dtype
 from evalkit.templates import render_template
@@ -59,6 +60,8 @@ class HFBackend(Backend):
         if not (path / "config.json").is_file():
             raise ConfigError(f"{path}: not a transformers checkpoint folder (no config.json)")
         self.device = device or pick_device()
+        if self.device == "cpu":
+            keep_freed_memory()  # generation's large tensors reuse freed heap, not fresh zeroed pages
         self.processor, self.model = _load(path, dtype, trust_remote_code)
         self.model = self.model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
