@@ -1,7 +1,8 @@
 """Generation plumbing: batches, images decoded and the next batches prepared while the current batch
 generates (the accelerator does not wait on PIL or tokenising), and a lazily built backend. The hf backend's
 preparation runs in a forked worker process (`torch.utils.data.DataLoader`), so it shares no GIL with the
-Python-heavy decoding loop; other backends prepare in a thread.
+Python-heavy decoding loop; other backends prepare in a thread. A model generating on a CPU whose every core
+torch's threads already use gets its batches prepared in turn: there is no idle core to overlap on.
 
 Batch backends get batches fixed over the whole task (sorted by prompt length), so a batch has the same
 members whether the run was interrupted or not; a batch holding any pending sample is generated whole and
@@ -123,20 +124,22 @@ def _arrays(value: Any, to_numpy: bool) -> Any:
     return value
 
 
-def _worker_init(worker_id: int, background: bool = False) -> None:
+def _worker_init(worker_id: int, threads: int | None = None) -> None:
     """The fast tokenizer's thread pool, used by the runner before the fork, would deadlock in the worker.
-    `background` (the model generates on the CPU, its matmuls on every core): the worker takes one thread at
-    the lowest priority, so it runs on the cycles generation leaves idle (and on all of them while the
-    runner waits for a batch) instead of contending with generation's threads."""
+    `threads`: torch's threads in the worker (the cores generation leaves free, where it runs on the CPU)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    if background:
+    if threads is not None:
         import torch
 
-        torch.set_num_threads(1)
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError):  # no SCHED_IDLE here: the lowest nice value is the next best
-            os.nice(19)
+        torch.set_num_threads(threads)
+
+
+def spare_cores() -> int:
+    """The cores this process may use beyond those torch's own threads take."""
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable - torch.get_num_threads()
 
 
 class _Batches:
@@ -232,36 +235,55 @@ class Pipeline:
             pool.shutdown(wait=wait, cancel_futures=True)
 
     def _prepared(self, batches: list[list[Sample]]) -> Iterator[_Prepared]:
-        """Prepared batches, the next one always being prepared in the background: in a thread, and once the
-        model is loaded (by the first batch that needs it), in a worker process if the backend allows it."""
+        """Prepared batches. The first is prepared in a thread (it loads the model); then, by `_ahead_mode`,
+        the next batch is always being prepared in a worker process or a thread while one generates, or
+        each is prepared in turn."""
         future: Future[_Prepared] | None = self._ahead.submit(self._prepare, batches[0]) if batches else None
         for i in range(len(batches)):
             assert future is not None
             batch = future.result()
-            if i + 1 < len(batches) and self._in_process():
-                rest = self._prepared_in_process(batches[i + 1 :])  # the worker starts on batch i+1 now
+            rest = batches[i + 1 :]
+            mode = self._ahead_mode() if rest else "thread"
+            if mode == "process":
+                ahead = self._prepared_in_process(rest)  # the worker starts on batch i+1 now
                 yield batch
-                yield from rest
+                yield from ahead
                 return
-            future = self._ahead.submit(self._prepare, batches[i + 1]) if i + 1 < len(batches) else None
+            if mode == "in turn":
+                yield batch
+                yield from (self._prepare(b) for b in rest)
+                return
+            future = self._ahead.submit(self._prepare, rest[0]) if rest else None
             yield batch
 
-    def _in_process(self) -> bool:
-        """Whether to prepare in a forked worker process (no GIL shared with generation): a batch backend,
-        already loaded (the worker inherits the model, never loads its own), that allows it (hf), on Linux
-        (fork is unsafe on macOS), and not turned off ($EVALKIT_PREPARE_PROCESSES=0)."""
-        return (
-            self.backend.batched
-            and self.backend.loaded
-            and os.environ.get("EVALKIT_PREPARE_PROCESSES", "1") != "0"
+    def _ahead_mode(self) -> str:
+        """How batches after the first are prepared:
+        - "in turn", where the model generates on the CPU and torch's threads take every core: preparing
+          alongside could only take cores from generation (measured slower than in turn, by `bench/
+          runner_overhead.py`);
+        - "process", a forked worker (no GIL shared with generation) for a batch backend, once loaded (the
+          worker inherits the model, never loads its own), that allows it (hf), on Linux (fork is unsafe on
+          macOS), unless turned off ($EVALKIT_PREPARE_PROCESSES=0);
+        - "thread" otherwise."""
+        if not (self.backend.batched and self.backend.loaded):
+            return "thread"
+        engine = self.backend.get()
+        if engine.generates_on_cpu and spare_cores() < 1:
+            return "in turn"
+        allowed = (
+            os.environ.get("EVALKIT_PREPARE_PROCESSES", "1") != "0"
             and sys.platform == "linux"
-            and bool(getattr(self.backend.get(), "prepare_in_process", False))
+            and bool(getattr(engine, "prepare_in_process", False))
         )
+        return "process" if allowed else "thread"
 
     def _prepared_in_process(self, batches: list[list[Sample]]) -> Iterator[_Prepared]:
         """`torch.utils.data.DataLoader` over the batches, started at once: one forked worker prepares ahead
-        (two batches in flight); tensors come back through the pipe."""
+        (two batches in flight); tensors come back through the pipe. Where the model generates on the CPU
+        the worker's torch threads are the cores generation leaves free."""
         from torch.utils.data import DataLoader
+
+        threads = spare_cores() if self.backend.get().generates_on_cpu else None
 
         loader = DataLoader(
             _Batches(self, batches),  # type: ignore[arg-type]
@@ -270,7 +292,7 @@ class Pipeline:
             num_workers=1,
             prefetch_factor=2,
             multiprocessing_context="fork",
-            worker_init_fn=functools.partial(_worker_init, background=self.backend.get().generates_on_cpu),
+            worker_init_fn=functools.partial(_worker_init, threads=threads),
         )
         items = iter(loader)  # forks and starts preparing
 

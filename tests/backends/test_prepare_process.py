@@ -29,17 +29,23 @@ class Unpicklable(Exception):
 
 
 class PidHF(HFBackend):
-    """Writes the id of the process each batch is prepared in to a file (a worker's own state is lost)."""
+    """Writes the id of the process each batch is prepared in to a file (a worker's own state is lost). Said
+    to generate off the CPU (as next to a GPU), so its batches are prepared ahead however many cores the
+    machine has."""
 
     log: Path
     fail_on: str | None = None
     unpicklable: bool = False
 
+    @property
+    def generates_on_cpu(self) -> bool:
+        return False
+
     def prepare(self, batch: list[Request]) -> Any:
         import torch
 
-        with self.log.open("a") as f:  # the process, its scheduling policy and its torch threads
-            f.write(f"{os.getpid()} {os.sched_getscheduler(0)} {torch.get_num_threads()}\n")
+        with self.log.open("a") as f:  # the process and its torch threads
+            f.write(f"{os.getpid()} {torch.get_num_threads()}\n")
         if self.fail_on in {r.id for r in batch}:
             if self.unpicklable:
                 raise Unpicklable("f.json", 3)
@@ -123,30 +129,41 @@ def test_a_parallel_tokenizer_setting_does_not_hang_the_worker(
     assert os.environ["TOKENIZERS_PARALLELISM"] == "true"  # the runner's own setting is left alone
 
 
-class OnAccelerator(PidHF):
-    """The same model, said to generate off the CPU (as on a GPU)."""
-
+class OnCPU(PidHF):
     @property
     def generates_on_cpu(self) -> bool:
-        return False
+        return True
 
 
-def test_the_worker_yields_the_cpu_only_where_the_model_runs_on_it(
+def run_on_cpu(checkpoint: Path, root: Path, out: Path) -> list[list[str]]:
+    """(process id, torch threads) of each batch's preparation, the model generating on the CPU."""
+    backend = OnCPU(checkpoint, device="cpu")
+    backend.log = out / "log.txt"
+    settings = RunSettings(name="m", model=str(checkpoint), protocol=get_protocol("llava"), data_root=root,
+                           output=out)  # fmt: skip
+    run_task(get_task("pope"), settings, LazyBackend(lambda: backend, batch_size=2))
+    return [line.split() for line in backend.log.read_text().splitlines()]
+
+
+def test_a_cpu_model_gets_batches_prepared_ahead_only_on_a_free_core(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """Where the model generates on the CPU its matmuls take every core: the worker then runs at idle priority
-    on one thread, taking the cycles generation leaves. Next to an accelerator it keeps normal priority."""
-    checkpoint, root = setup
-    run(checkpoint, root, tmp_path / "cpu")
-    here, *worker = [line.split() for line in (tmp_path / "cpu" / "pids.txt").read_text().splitlines()]
-    assert int(here[1]) == os.SCHED_OTHER
-    assert {(int(policy), int(threads)) for _, policy, threads in worker} == {(os.SCHED_IDLE, 1)}
+    """Where the model generates on the CPU and torch's threads take every core, a preparing worker could
+    only take cores from generation: batches are prepared in turn. With cores left over, the worker prepares
+    ahead on them (its torch threads)."""
+    import torch
 
-    backend = OnAccelerator(checkpoint, device="cpu")
-    backend.log = tmp_path / "gpu.txt"
-    settings = RunSettings(name="m", model=str(checkpoint), protocol=get_protocol("llava"), data_root=root,
-                           output=tmp_path / "gpu")  # fmt: skip
-    run_task(get_task("pope"), settings, LazyBackend(lambda: backend, batch_size=2))
-    lines = [line.split() for line in backend.log.read_text().splitlines()]
-    assert len({pid for pid, _, _ in lines}) == 2  # this process, then the worker
-    assert {int(policy) for _, policy, _ in lines} == {os.SCHED_OTHER}
+    checkpoint, root = setup
+    cores = len(os.sched_getaffinity(0))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)
+        in_turn = run_on_cpu(checkpoint, root, tmp_path / "every-core")
+        assert {int(pid) for pid, _ in in_turn} == {os.getpid()} and len(in_turn) > 2
+        if cores >= 2:
+            torch.set_num_threads(cores - 1)
+            ahead = run_on_cpu(checkpoint, root, tmp_path / "one-free")
+            assert int(ahead[0][0]) == os.getpid()  # the first batch (it loads the model)
+            assert {(int(pid) != os.getpid(), int(threads)) for pid, threads in ahead[1:]} == {(True, 1)}
+    finally:
+        torch.set_num_threads(before)
