@@ -1,6 +1,7 @@
 """Peak memory (RSS) and time of loading VQAv2 val, the largest annotation file evalkit reads: the streaming
 reader (`vqav2_val`'s loader) against the former whole-document json.load of both files, plus the peak RSS of
-reading and aggregating as many prediction records. Prints figures from one run.
+reading, aggregating and bootstrapping (metrics.json's ci95) as many prediction records. Prints figures from
+one run.
 
 The fixture is synthetic, in the official layout and at val2014's size by default: 214,354 questions on
 ~40k images, 10 answers each, answer strings as annotators type them, so that the annotation file is
@@ -31,6 +32,7 @@ from evalkit.data.jsonstream import BACKEND
 from evalkit.data.readers import LIST, TEXT, Sample, read_json, require_fields
 from evalkit.records import read_predictions
 from evalkit.registry import get_task
+from evalkit.scoring.bootstrap import ci95
 
 QUESTIONS = "v2_OpenEnded_mscoco_val2014_questions.json"
 ANNOTATIONS = "v2_mscoco_val2014_annotations.json"
@@ -199,7 +201,11 @@ def child(what: str, root: Path) -> None:
     else:
         kept = read_predictions(root / PREDICTIONS)
         out["read"] = _rss()
-        out["accuracy"] = task.aggregate_for("llava")(kept)["accuracy"]
+        metrics = task.aggregate_for("llava")(kept)
+        out["accuracy"], out["aggregated"] = metrics["accuracy"], _rss()
+        start = time.perf_counter()
+        found = ci95(kept, task.benchmark_for("llava"), task.unit_for("llava"), expected=metrics)
+        out["ci_seconds"], out["ci_width"] = time.perf_counter() - start, found["accuracy"]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(json.dumps(out | {"peak": _rss(), "wall": wall, "cpu": cpu, "n": len(kept)}))
 
@@ -231,9 +237,10 @@ def report(root: Path) -> None:
     agg = measure("aggregate", root)
     print(
         f"{agg['n']:,} prediction records: peak RSS {agg['read'] * mib:.0f} MiB once read "
-        f"(read_predictions), {agg['peak'] * mib:.0f} MiB after the vqav2_val aggregate "
-        f"(accuracy {agg['accuracy']:.1f}); "
-        f"{agg['wall']:.2f} s wall, {agg['cpu']:.2f} s CPU"
+        f"(read_predictions), {agg['aggregated'] * mib:.0f} MiB after the vqav2_val aggregate "
+        f"(accuracy {agg['accuracy']:.1f}), {agg['peak'] * mib:.0f} MiB after its 95% interval "
+        f"([{agg['ci_width'][0]:.2f}, {agg['ci_width'][1]:.2f}], 1000 resamples, {agg['ci_seconds']:.1f} s); "
+        f"{agg['wall']:.2f} s wall, {agg['cpu']:.2f} s CPU in all"
     )
 
 

@@ -31,7 +31,7 @@ SEED = 0
 COUNTS = frozenset(
     {"unparsed", "failed", "judge_failures", "pending", "answered", "empty", "published_answers"}
 )
-BLOCK = 1 << 22  # resamples x units weighed at once by the vectorised path (32 MB of counts)
+BLOCK = 1 << 22  # resamples x units weighed at once by the vectorised path (32 MB of draws or counts)
 TOLERANCE = 1e-5  # a twin agrees with the aggregate when every metric is within this (6-decimal percents)
 
 Aggregate = Callable[[list[Prediction]], dict[str, float]]
@@ -144,13 +144,16 @@ def weighed(
     kind = kind.astype(np.min_scalar_type(len(rows)))  # small: the gathers below move less
     per_stratum = [kind[s] for s in plan.strata]
     drawn = positions(plan, resamples, seed)
+    size = max(1, BLOCK // max(len(rows), len(kind)))  # resamples per block: their draws and counts bounded
     blocks: list[np.ndarray] = []
-    while block := list(islice(drawn, max(1, BLOCK // len(rows)))):
-        counts = np.zeros((len(block), len(rows)))
-        for r, picked in enumerate(block):
-            for stratum, p in zip(per_stratum, picked, strict=True):
-                counts[r] += np.bincount(stratum[p], minlength=len(rows))
-        blocks.append(counts @ rows)
+    while block := list(islice(drawn, size)):
+        # each resample's kinds offset into its own row of counts: one bincount per stratum for the block
+        offsets = (np.arange(len(block)) * len(rows))[:, None]
+        counts = np.zeros(len(block) * len(rows))
+        for j, stratum in enumerate(per_stratum):
+            picked = np.stack([p[j] for p in block])
+            counts += np.bincount((stratum[picked] + offsets).ravel(), minlength=len(counts))
+        blocks.append(counts.reshape(len(block), len(rows)) @ rows)
     sums = np.concatenate(blocks)
     values = ratios.values(sums[:, : num.shape[1]], sums[:, num.shape[1] :])
     return {k: values[k] for k in keys}
