@@ -207,19 +207,23 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
     and cut off when `repair` is set; any malformed complete line is an error naming file and line."""
     if not path.exists():
         return []
-    raw = path.read_bytes()
-    complete, _, tail = raw.rpartition(b"\n") if b"\n" in raw else (b"", b"", raw)
     out: list[Prediction] = []
-    for number, line in enumerate(complete.split(b"\n") if complete or raw.startswith(b"\n") else [], 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(Prediction.model_validate_json(line))
-        except ValidationError as exc:
-            raise InputError(f"{path}:{number}: not a prediction record ({_first_error(exc)})") from exc
-    if tail.strip() and repair:
+    kept, torn = 0, False  # bytes up to the end of the last complete line; a torn last line after it
+    with path.open("rb") as f:  # line by line: the file is never held whole
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                torn = bool(line.strip())
+                break
+            kept += len(line)
+            if not line.strip():
+                continue
+            try:
+                out.append(Prediction.model_validate_json(line))
+            except ValidationError as exc:
+                raise InputError(f"{path}:{number}: not a prediction record ({_first_error(exc)})") from exc
+    if torn and repair:
         with path.open("r+b") as f:
-            f.truncate(len(raw) - len(tail))
+            f.truncate(kept)
     return out
 
 

@@ -31,7 +31,7 @@ SEED = 0
 COUNTS = frozenset(
     {"unparsed", "failed", "judge_failures", "pending", "answered", "empty", "published_answers"}
 )
-BLOCK = 1 << 22  # resamples x units weighed at once by the vectorised path (32 MB of draws or counts)
+BLOCK = 1 << 20  # resamples x units weighed at once by the vectorised path (8 MB of draws or counts)
 TOLERANCE = 1e-5  # a twin agrees with the aggregate when every metric is within this (6-decimal percents)
 
 Aggregate = Callable[[list[Prediction]], dict[str, float]]
