@@ -14,6 +14,9 @@ class _Seen:
     start: float  # when this task's first report came
     done0: int  # samples already made then (a resumed run's kept ones do not count towards the rate)
     last: float  # when a line was last written
+    # when the first samples were made, and how many were done then: the rate counts from there, so the
+    # model's loading and first batch do not slow it (the first report comes before the model loads)
+    anchor: tuple[float, int] | None = None
 
 
 def duration(seconds: float) -> str:
@@ -48,20 +51,32 @@ class LineProgress:
                 f"{task}: resuming, {done} of {total} samples kept" if resumed else f"{task}: {done}/{total}"
             )
             return
+        if seen.anchor is None and done > seen.done0:
+            seen.anchor = (now, done)
         if done < total and now - seen.last < self._every:
             return
         if done >= total and seen.last == -1.0:  # the last line is written once
             return
         seen.last = -1.0 if done >= total else now
-        self._write(self.line(task, done, total, now - seen.start, done - seen.done0))
+        self._write(self.line(task, done, total, now - seen.start, self._rate(seen, done, total, now)))
 
     @staticmethod
-    def line(task: str, done: int, total: int, elapsed: float, made: int) -> str:
+    def _rate(seen: _Seen, done: int, total: int, now: float) -> float | None:
+        """Samples/s since the first samples were made; over the whole time for a task that ends with its
+        first report of progress (nothing to count from); None before there is a rate."""
+        if seen.anchor is not None and done > seen.anchor[1] and now > seen.anchor[0]:
+            return (done - seen.anchor[1]) / (now - seen.anchor[0])
+        if done >= total and done > seen.done0 and now > seen.start:
+            return (done - seen.done0) / (now - seen.start)
+        return None
+
+    @staticmethod
+    def line(task: str, done: int, total: int, elapsed: float, rate: float | None) -> str:
         share = f"{100.0 * done / total:.1f}%" if total else "-"
         text = f"{task}: {done}/{total} ({share})"
-        if made > 0 and elapsed > 0:
-            rate = made / elapsed
-            eta = duration((total - done) / rate)
-            left = f"done in {duration(elapsed)}" if done >= total else f"ETA {eta}"
+        if rate:
+            left = (
+                f"done in {duration(elapsed)}" if done >= total else f"ETA {duration((total - done) / rate)}"
+            )
             text += f", {rate:.1f} samples/s, {left}"
         return text

@@ -30,14 +30,33 @@ def test_line_progress_rate_eta_and_throttle() -> None:
     clock.now += 10
     progress("mme", 300, 1100)  # within 30 s of the last line: nothing
     assert len(lines) == 1
-    clock.now += 30  # 40 s after the start, 400 made: 10 samples/s, 600 left: 60 s
+    clock.now += 30  # 200 made in the 30 s since the first were made (at 300): 6.7/s, 600 left: 90 s
     progress("mme", 500, 1100)
-    assert lines[-1] == "mme: 500/1100 (45.5%), 10.0 samples/s, ETA 1m00s"
+    assert lines[-1] == "mme: 500/1100 (45.5%), 6.7 samples/s, ETA 1m30s"
     clock.now += 1
     progress("mme", 1100, 1100)  # the last one is always written, once
     progress("mme", 1100, 1100)
-    assert lines[-1] == "mme: 1100/1100 (100.0%), 24.4 samples/s, done in 41s"  # 1000 made in 41 s
+    assert lines[-1] == "mme: 1100/1100 (100.0%), 25.8 samples/s, done in 41s"  # 800 made in 31 s
     assert len(lines) == 3
+
+
+def test_line_progress_rate_leaves_out_model_loading() -> None:
+    """The first report comes before the model loads: the rate counts from the first samples made."""
+    lines: list[str] = []
+    clock = Clock()
+    progress = LineProgress(lines.append, every=30.0, clock=clock)
+    progress("pope", 0, 1000)
+    clock.now += 60  # loading, then the first batch
+    progress("pope", 100, 1000)
+    assert lines[-1] == "pope: 100/1000 (10.0%)"  # no rate yet (0 + 100 in 60 s would say 1.7/s)
+    clock.now += 30
+    progress("pope", 400, 1000)  # 300 in 30 s: 10/s, 600 left
+    assert lines[-1] == "pope: 400/1000 (40.0%), 10.0 samples/s, ETA 1m00s"
+    progress = LineProgress(lines.append, every=30.0, clock=clock)
+    progress("mme", 0, 8)
+    clock.now += 4
+    progress("mme", 8, 8)  # done at its first report of progress: the rate over the whole time
+    assert lines[-1] == "mme: 8/8 (100.0%), 2.0 samples/s, done in 4s"
 
 
 def test_duration() -> None:
