@@ -15,8 +15,8 @@ The file (a contract, see the README):
             matcher: false}
     tables: [wide]                          # layouts written to <output>/tables/ when the sweep ends
 
-Any text value may hold `${NAME}` (the environment variable, an error when unset) or `${NAME:-default}`,
-so one file serves several machines (`configs/sweeps/demo.yaml` finds the demo's checkpoints so).
+Any text value may hold `${NAME}` (the environment variable, an error when unset) or `${NAME:-default}`
+(`$${` writes a literal `${`), so one file serves several machines (`configs/sweeps/demo.yaml` finds the demo's checkpoints so).
 
 Every task's data and the judge are checked first. Then each (model, protocol) runs as `evalkit run` would
 (resuming: finished tasks never load the model); a pair that fails is reported at the end while the others
@@ -98,7 +98,7 @@ class SweepFile(BaseModel):
         return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
 
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VARIABLE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # `$${`: a literal `${`
 
 
 def expand(value: Any, env: Mapping[str, str], where: Path) -> Any:
@@ -112,6 +112,8 @@ def expand(value: Any, env: Mapping[str, str], where: Path) -> Any:
         return value
 
     def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
         name, default = match.group(1), match.group(2)
         if env.get(name):
             return env[name]

@@ -175,3 +175,10 @@ def test_a_paper_table_with_nothing_to_show_leaves_the_others(tmp_path: Path) ->
     tables = tmp_path / "out" / "tables"
     assert not (tables / "zoo.md").exists() and (tables / "wide.md").read_text().startswith("| model |")
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_a_doubled_dollar_writes_a_literal_variable() -> None:
+    from evalkit.sweep import expand
+
+    text = "$${HOME} is ${HOME}, ${UNSET:-none}; a$$b and $x stay"
+    assert expand([text], {"HOME": "/h"}, Path("s.yaml")) == ["${HOME} is /h, none; a$$b and $x stay"]
