@@ -135,11 +135,12 @@ def _worker_init(worker_id: int, threads: int | None = None) -> None:
 
 
 def spare_cores() -> int:
-    """The cores this process may use beyond those torch's own threads take."""
+    """The cores this process may use beyond those torch's threads take, in it and in the other processes
+    torchrun started on this machine (each with as many threads)."""
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return usable - torch.get_num_threads()
+    return usable - torch.get_num_threads() * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 class _Batches:
