@@ -205,7 +205,7 @@ def child(what: str, root: Path) -> None:
         out["accuracy"], out["aggregated"] = metrics["accuracy"], _rss()
         start = time.perf_counter()
         found = ci95(kept, task.benchmark_for("llava"), task.unit_for("llava"), expected=metrics)
-        out["ci_seconds"], out["ci_width"] = time.perf_counter() - start, found["accuracy"]
+        out["ci_seconds"], out["ci"] = time.perf_counter() - start, found["accuracy"]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(json.dumps(out | {"peak": _rss(), "wall": wall, "cpu": cpu, "n": len(kept)}))
 
@@ -239,7 +239,7 @@ def report(root: Path) -> None:
         f"{agg['n']:,} prediction records: peak RSS {agg['read'] * mib:.0f} MiB once read "
         f"(read_predictions), {agg['aggregated'] * mib:.0f} MiB after the vqav2_val aggregate "
         f"(accuracy {agg['accuracy']:.1f}), {agg['peak'] * mib:.0f} MiB after its 95% interval "
-        f"([{agg['ci_width'][0]:.2f}, {agg['ci_width'][1]:.2f}], 1000 resamples, {agg['ci_seconds']:.1f} s); "
+        f"([{agg['ci'][0]:.2f}, {agg['ci'][1]:.2f}], 1000 resamples, {agg['ci_seconds']:.1f} s); "
         f"{agg['wall']:.2f} s wall, {agg['cpu']:.2f} s CPU in all"
     )
 

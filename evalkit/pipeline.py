@@ -12,7 +12,6 @@ keep `backend.window` requests in flight, results written as they complete.
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 import sys
@@ -124,14 +123,11 @@ def _arrays(value: Any, to_numpy: bool) -> Any:
     return value
 
 
-def _worker_init(worker_id: int, threads: int | None = None) -> None:
+def _worker_init(worker_id: int) -> None:
     """The fast tokenizer's thread pool, used by the runner before the fork, would deadlock in the worker.
-    `threads`: torch's threads in the worker (the cores generation leaves free, where it runs on the CPU)."""
+    (The data loader has already given the worker one torch thread: an OpenMP pool the parent used would
+    hang a forked child's parallel op, so it must stay at one.)"""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def spare_cores() -> int:
@@ -140,7 +136,7 @@ def spare_cores() -> int:
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return usable - torch.get_num_threads() * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return usable - torch.get_num_threads() * int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
 
 
 class _Batches:
@@ -280,11 +276,8 @@ class Pipeline:
 
     def _prepared_in_process(self, batches: list[list[Sample]]) -> Iterator[_Prepared]:
         """`torch.utils.data.DataLoader` over the batches, started at once: one forked worker prepares ahead
-        (two batches in flight); tensors come back through the pipe. Where the model generates on the CPU
-        the worker's torch threads are the cores generation leaves free."""
+        (two batches in flight); tensors come back through the pipe."""
         from torch.utils.data import DataLoader
-
-        threads = spare_cores() if self.backend.get().generates_on_cpu else None
 
         loader = DataLoader(
             _Batches(self, batches),  # type: ignore[arg-type]
@@ -293,7 +286,7 @@ class Pipeline:
             num_workers=1,
             prefetch_factor=2,
             multiprocessing_context="fork",
-            worker_init_fn=functools.partial(_worker_init, threads=threads),
+            worker_init_fn=_worker_init,
         )
         items = iter(loader)  # forks and starts preparing
 

@@ -218,7 +218,7 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[Prediction]:
             if not line.strip():
                 continue
             try:
-                out.append(Prediction.model_validate_json(line))
+                out.append(Prediction.model_validate_json(line[:-1]))  # its error positions on this line
             except ValidationError as exc:
                 raise InputError(f"{path}:{number}: not a prediction record ({_first_error(exc)})") from exc
     if torn and repair:

@@ -16,7 +16,8 @@ The file (a contract, see the README):
     tables: [wide]                          # layouts written to <output>/tables/ when the sweep ends
 
 Any text value may hold `${NAME}` (the environment variable, an error when unset) or `${NAME:-default}`
-(`$${` writes a literal `${`), so one file serves several machines (`configs/sweeps/demo.yaml` finds the demo's checkpoints so).
+(`$${` writes a literal `${`), so one file serves several machines (`configs/sweeps/demo.yaml` finds the
+demo's checkpoints so).
 
 Every task's data and the judge are checked first. Then each (model, protocol) runs as `evalkit run` would
 (resuming: finished tasks never load the model); a pair that fails is reported at the end while the others

@@ -45,3 +45,10 @@ def test_malformed_middle_line_is_named(tmp_path: Path) -> None:
 
 def test_missing_file_is_empty(tmp_path: Path) -> None:
     assert read_predictions(tmp_path / "none.jsonl") == []
+
+
+def test_broken_json_is_placed_within_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(_p("a").model_dump_json() + '\n{"id": "b", \n')  # 12 characters, then the line ends
+    with pytest.raises(InputError, match=r"predictions\.jsonl:2: .* at line 1 column 12\)$"):
+        read_predictions(path)

@@ -24,7 +24,8 @@ MMAP_THRESHOLD = 32 << 20
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Raise glibc's trim threshold for this process; whether it took effect."""
+    """Raise glibc's trim threshold for this process; whether glibc accepted it (an allocator preloaded in
+    its place, jemalloc or tcmalloc, ignores it: it manages freed memory its own way)."""
     if not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")

@@ -5,6 +5,7 @@ process."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from evalkit.demo.tiny_model import build_tiny_llava
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 
 WORKLOAD = """
 import resource, sys
@@ -46,7 +47,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_freed_memory_is_reused_not_faulted_in_again(checkpoint: Path) -> None:
     default = faults("")
     # each step's 32 MiB is handed back to the OS and faulted in again: 8192 pages a step
-    assert default > 50 * 4000
+    if default < 50 * 4000:
+        pytest.skip(f"{default} page faults: glibc is not the allocator (jemalloc or tcmalloc preloaded?)")
     kept = faults("from evalkit.backends.malloc import keep_freed_memory\nassert keep_freed_memory()")
     assert kept < default / 20
     on_cpu = faults(

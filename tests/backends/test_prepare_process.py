@@ -149,8 +149,8 @@ def test_a_cpu_model_gets_batches_prepared_ahead_only_on_a_free_core(
     setup: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Where the model generates on the CPU and torch's threads take every core, a preparing worker could
-    only take cores from generation: batches are prepared in turn. With cores left over, the worker prepares
-    ahead on them (its torch threads)."""
+    only take cores from generation: batches are prepared in turn. With a core left over, the worker prepares
+    ahead on it, with one torch thread (an OpenMP pool the runner used would hang a forked child on more)."""
     import torch
 
     checkpoint, root = setup
