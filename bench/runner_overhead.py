@@ -11,11 +11,12 @@
 
 Each figure is the best of `--rounds` rounds, the three loops taking turns within a round (this machine's
 noise only ever slows a loop down). Two settings:
-- "model on every core": torch's default threads. The model's matmuls occupy the cores the runner's
-  preparing worker would use, so overlap can win only the cycles generation leaves idle.
-- "model on one core": torch on one thread, the other cores free - what a GPU box looks like to the
-  runner (one core drives the accelerator, the rest are idle), where preparing ahead costs generation
-  nothing. Only with two cores or more.
+- torch's default threads (every physical core, unless OMP_NUM_THREADS says otherwise): where they take
+  every core, the model's matmuls occupy the cores a preparing worker would use, so the runner prepares in
+  turn.
+- one torch thread, the other cores free (with two cores or more, when the default is more than one): what
+  a GPU box looks like to the runner (one core drives the accelerator, the rest are idle), where preparing
+  ahead costs generation nothing.
 
 Usage: python bench/runner_overhead.py [--samples 1024] [--new-tokens 8] [--rounds 3]
 """
@@ -122,9 +123,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    settings = [("model on every core", torch.get_num_threads())]
-    if cores >= 2:
-        settings.append(("model on one core", 1))
+    settings = [torch.get_num_threads()]  # the default: every physical core, unless OMP_NUM_THREADS says
+    if cores >= 2 and settings[0] > 1:
+        settings.append(1)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         backend = HFBackend(build_tiny_llava(tmp / "model"))
@@ -137,9 +138,9 @@ def main() -> None:
             f"tiny LLaVA, {args.samples} POPE samples ({max(32, args.samples // 8)} at batch size 1), "
             f"{args.new_tokens} new tokens, {cores} cores, best of {args.rounds} rounds"
         )
-        for label, threads in settings:
+        for threads in settings:
             torch.set_num_threads(threads)
-            print(f"\n{label} (torch threads {threads})")
+            print(f"\nmodel on {threads} torch thread(s), {max(0, cores - threads)} core(s) free")
             print("batch  generate-only/s  user loop/s  runner/s  runner/generate-only  runner/user  vs bs1")
             base = None
             for size in (1, 16, 64):
