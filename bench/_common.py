@@ -28,23 +28,30 @@ def with_tokens(task: Task, protocol: str, tokens: int) -> Task:
     return replace(task, variants={protocol: replace(task.variant(protocol), max_new_tokens=tokens)})
 
 
-def prepared(backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava") -> Iterator[Any]:
-    """The task's samples as the runner batches them (same order, same members), prepared for `generate`
-    one batch at a time: images decoded and in the protocol's image mode, prompts templated and tokenized
-    the protocol's way."""
+def requests(
+    backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava"
+) -> Iterator[list[Request]]:
+    """The task's samples as the runner batches them (same order, same members), a batch of requests at a
+    time: images decoded and in the protocol's image mode; the protocol's prompt, template, tokenization."""
     p = get_protocol(protocol)
     variant = task.variant(protocol)
     mode = backend.image_mode(variant.image_mode or p.image_mode)
     prompt, tokens = variant.prompt, variant.max_new_tokens
     assert prompt is not None and tokens is not None  # Task.variant fills both in
     for chunk in make_batches(task.load(root / task.folder).samples, variant, size):
-        requests = []
+        batch = []
         for s in chunk:
             images = [load_image(ref) for ref in s.images]
             if mode == "pad":
                 images = [expand_to_square(img, backend.pad_colour) for img in images]
-            requests.append(Request(s.id, images, prompt(s), tokens, p.template, p.tokenization))
-        yield backend.prepare(requests)
+            batch.append(Request(s.id, images, prompt(s), tokens, p.template, p.tokenization))
+        yield batch
+
+
+def prepared(backend: HFBackend, task: Task, root: Path, size: int, protocol: str = "llava") -> Iterator[Any]:
+    """`requests`, each batch prepared for `generate` (templated and tokenized the protocol's way)."""
+    for batch in requests(backend, task, root, size, protocol):
+        yield backend.prepare(batch)
 
 
 def prepare_batches(
@@ -59,29 +66,19 @@ def user_loop(backend: HFBackend, task: Task, root: Path, size: int, protocol: s
     protocol does), `processor(text=..., images=...)`, `model.generate`, the replies decoded; one step after
     another. The same prompt texts in the same batches as the runner (only the runner keeps LLaVA's
     chunked tokenization)."""
-    p = get_protocol(protocol)
-    variant = task.variant(protocol)
-    mode = backend.image_mode(variant.image_mode or p.image_mode)
-    prompt, tokens = variant.prompt, variant.max_new_tokens
-    assert prompt is not None and tokens is not None
     model, processor = backend.model, backend.processor
     start, rows = time.perf_counter(), 0
-    for chunk in make_batches(task.load(root / task.folder).samples, variant, size):
-        images = [[load_image(ref) for ref in s.images] for s in chunk]
-        if mode == "pad":
-            images = [[expand_to_square(img, backend.pad_colour) for img in imgs] for imgs in images]
-        texts = [
-            backend.render(Request(s.id, imgs, prompt(s), tokens, p.template))
-            for s, imgs in zip(chunk, images, strict=True)
-        ]
+    for batch in requests(backend, task, root, size, protocol):
+        images = [list(r.images) for r in batch]
+        texts = [backend.render(r) for r in batch]
         inputs = processor(text=texts, images=images, padding=True, return_tensors="pt").to(backend.device)
         with torch.inference_mode():
             out = model.generate(
-                **inputs, do_sample=False, max_new_tokens=tokens, pad_token_id=backend.pad_id,
-                eos_token_id=sorted(backend.stop_ids),
+                **inputs, do_sample=False, max_new_tokens=max(r.max_new_tokens for r in batch),
+                pad_token_id=backend.pad_id, eos_token_id=sorted(backend.stop_ids),
             )  # fmt: skip
         processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        rows += len(chunk)
+        rows += len(batch)
     return rows / (time.perf_counter() - start)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import random
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from _common import bare_loop, prepare_batches, runner, user_loop, with_tokens
 
 from evalkit.backends.hf import HFBackend
 from evalkit.demo.tiny_model import COLOURS, build_tiny_llava, colour_image
+from evalkit.pipeline import usable_cores
 from evalkit.records import Prediction
 from evalkit.registry import get_task
 
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.manual_seed(0)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     settings = [torch.get_num_threads()]  # the default: every physical core, unless OMP_NUM_THREADS says
     if cores >= 2 and settings[0] > 1:
         settings.append(1)

@@ -130,13 +130,17 @@ def _worker_init(worker_id: int) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def spare_cores() -> int:
     """The cores this process may use beyond those torch's threads take, in it and in the other processes
     torchrun started on this machine (each with as many threads)."""
     import torch
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return usable - torch.get_num_threads() * int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
+    return usable_cores() - torch.get_num_threads() * int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
 
 
 class _Batches:
